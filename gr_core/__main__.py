@@ -1,0 +1,5 @@
+import sys
+
+from gr_core.cli import main
+
+sys.exit(main())

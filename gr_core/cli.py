@@ -1,0 +1,228 @@
+"""Command-line interface: ``python -m gr_core {datasets,train,info}``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from gr_core import config as settings
+from gr_core.data import BUILTIN_DATASETS, load_dataset
+from gr_core.errors import GRError
+from gr_core.runs import RunExistsError, load_run, save_run
+from gr_core.training import train
+
+logger = logging.getLogger("gr_core")
+
+SETTING_HELP = {
+    "model": "scoring function",
+    "dim": "embedding dimension (ComplEx stores 2 * dim reals per row)",
+    "epochs": "passes over the training triples",
+    "batch_size": "training triples per optimizer step",
+    "optimizer": "update rule",
+    "learning_rate": "step size",
+    "loss": "softmax over all entities, softmax over fixed negatives, or sigmoid BCE",
+    "num_negatives": "fixed negatives per training triple (sampled-softmax, bce)",
+    "init": "initial weights: uniform in +-scale or normal with std scale",
+    "init_scale": "scale of the initial weights",
+    "constraint": "projection of entity rows after every step",
+    "max_norm": "largest entity row norm for --constraint max-norm",
+    "ledger": "rollback ledger: gradient attribution, the paper's row deltas, or off",
+    "seed": "seed of every random draw (weights, negatives, batch order)",
+    "eval_every": "validation MRR every N epochs (0: never)",
+    "early_stopping_patience": "stop after N validation checks without gain (0: never)",
+}
+METAVARS = {int: "N", float: "X"}
+EXAMPLES = """examples:
+  python -m gr_core train --dataset nations --model distmult --out runs/nations-distmult
+  python -m gr_core train --preset paper --model complex --out runs/paper-complex
+  python -m gr_core train --dataset /data/my-graph --epochs 100 --eval-every 5 \\
+      --early-stopping-patience 3 --out runs/my-graph
+"""
+CHOICES = {
+    "model": ("distmult", "complex"),
+    "optimizer": settings.OPTIMIZERS,
+    "loss": settings.LOSSES,
+    "constraint": settings.CONSTRAINTS,
+    "ledger": settings.LEDGER_MODES,
+    "init": settings.INITS,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gr_core",
+        description="Train knowledge-graph embeddings with a gradient-rollback ledger.",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("datasets", help="list the built-in data sets and their sizes")
+
+    info = commands.add_parser("info", help="show a run's settings, metrics and files")
+    info.add_argument("run", type=Path, help="run folder")
+    info.add_argument("--json", action="store_true", help="print config and metrics as JSON")
+
+    _add_train_parser(commands)
+    return parser
+
+
+def _add_train_parser(commands) -> None:
+    train_parser = commands.add_parser(
+        "train",
+        help="train a model and write a run folder",
+        description="Train a model with the rollback ledger and write a run folder. "
+        "Settings start from --preset; every flag below overrides one setting.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train_parser.add_argument(
+        "--dataset",
+        default="nations",
+        help=f"built-in name ({', '.join(BUILTIN_DATASETS)}) or a folder with "
+        "train.txt, valid.txt, test.txt (default: nations)",
+    )
+    train_parser.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(settings.PRESETS),
+        help="starting settings; 'paper' is the original authors' Nations setup (default: default)",
+    )
+    train_parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder to write (default: runs/DATASET-MODEL-PRESET)",
+    )
+    train_parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing run folder"
+    )
+    train_parser.add_argument(
+        "--device", default="cpu", help="torch device: cpu, cuda, cuda:1, or auto (default: cpu)"
+    )
+    train_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    group = train_parser.add_argument_group("training settings (override the preset)")
+    for field in dataclasses.fields(settings.TrainConfig):
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=type(field.default),
+            choices=CHOICES.get(field.name),
+            metavar=METAVARS.get(type(field.default)),
+            default=None,
+            help=SETTING_HELP[field.name] + f" (preset 'default': {field.default})",
+        )
+
+
+def command_datasets(args) -> int:
+    print(f"{'name':<10} {'entities':>9} {'relations':>9} {'train':>8} {'valid':>7} {'test':>7}")
+    for name in BUILTIN_DATASETS:
+        summary = load_dataset(name).summary()
+        print(
+            f"{name:<10} {summary['entities']:>9,} {summary['relations']:>9,} "
+            f"{summary['train']:>8,} {summary['valid']:>7,} {summary['test']:>7,}"
+        )
+    return 0
+
+
+def command_train(args) -> int:
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(settings.TrainConfig)
+        if getattr(args, field.name) is not None
+    }
+    config = settings.preset(args.preset).replace(**overrides)
+    dataset = load_dataset(args.dataset)
+    out = args.out or Path("runs") / f"{dataset.name}-{config.model}-{args.preset}"
+    if out.exists() and not args.overwrite:
+        raise RunExistsError(f"run folder {out} already exists; pass --overwrite or another --out")
+    device = _resolve_device(args.device)
+
+    with tqdm(total=1, unit="step", disable=args.no_progress, dynamic_ncols=True) as bar:
+
+        def on_step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = train(dataset, config, device=device, on_step=on_step)
+    path = save_run(out, dataset, config, result, overwrite=args.overwrite)
+
+    test = result.metrics["test"]
+    print(f"wrote {path}  ({result.seconds:.1f} s, {result.epochs_run} epochs)")
+    print(
+        f"test  mrr {test['mrr']:.3f}  hits@1 {test['hits@1']:.3f}  "
+        f"hits@3 {test['hits@3']:.3f}  hits@10 {test['hits@10']:.3f}"
+    )
+    return 0
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GRError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def command_info(args) -> int:
+    run = load_run(args.run)
+    if args.json:
+        print(json.dumps({"config": run.config, "metrics": run.metrics}, indent=2))
+        return 0
+    dataset, training = run.config["dataset"], run.config["training"]
+    print(f"run       {run.path}")
+    print(
+        f"data set  {dataset['name']} ({dataset['entities']} entities, "
+        f"{dataset['relations']} relations, {dataset['train']} train triples)"
+    )
+    print(f"          {dataset['content_hash']}")
+    print(f"model     {run.model.name}, width {run.model.width}")
+    print("settings  " + ", ".join(f"{k}={v}" for k, v in training.items()))
+    if run.ledger is None:
+        print("ledger    off")
+    else:
+        megabytes = run.ledger.nbytes / 2**20
+        print(f"ledger    {run.config['ledger']['mode']}, {megabytes:.1f} MiB")
+    result = run.config.get("result", {})
+    print(
+        f"trained   {result.get('epochs_run')} epochs, kept epoch "
+        f"{result.get('kept_epoch')}, {result.get('seconds')} s"
+    )
+    for split in ("valid", "test"):
+        values = "  ".join(f"{k} {v:.3f}" for k, v in run.metrics.get(split, {}).items())
+        print(f"{split:<9} {values}")
+    return 0
+
+
+class _TqdmHandler(logging.Handler):
+    """Write log lines above an active progress bar instead of through it."""
+
+    def emit(self, record):
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("gr_core", "py.warnings"):  # py.warnings: a data set's DatasetWarning
+        logging.getLogger(name).handlers[:] = [handler]
+    logger.setLevel(args.log_level)
+    logging.captureWarnings(True)
+
+    commands = {"datasets": command_datasets, "train": command_train, "info": command_info}
+    try:
+        return commands[args.command](args)
+    except GRError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no run folder was written", file=sys.stderr)
+        return 130

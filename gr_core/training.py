@@ -1,0 +1,256 @@
+"""Train a link predictor while recording the rollback ledger.
+
+``Trainer`` owns the model, the optimizer and the ledger and takes one step at
+a time (tests drive it step by step); ``train`` runs the epochs, validation,
+early stopping and history around it.
+
+Determinism: every random draw (initial weights, fixed negatives, batch
+order) comes from one ``torch.Generator`` seeded with ``config.seed`` on the
+CPU, so two runs with the same settings on the CPU give identical tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from gr_core.config import TrainConfig
+from gr_core.errors import GRError
+from gr_core.ledger import Ledger
+from gr_core.losses import batch_gradients
+from gr_core.metrics import TailFilter, evaluate
+from gr_core.models import KGEModel, build_model, model_width
+from gr_core.optim import build_optimizer
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(GRError):
+    """The loss became NaN or infinite; lower the learning rate."""
+
+
+def initial_tables(config: TrainConfig, num_entities: int, num_relations: int, generator):
+    """Draw the initial entity and relation tables (float32, CPU) from ``generator``."""
+    width = model_width(config.model, config.dim)
+    tables = []
+    for rows in (num_entities, num_relations):
+        if config.init == "uniform":
+            table = torch.rand(rows, width, generator=generator) * 2 - 1
+        else:
+            table = torch.randn(rows, width, generator=generator)
+        tables.append(table * config.init_scale)
+    return tables
+
+
+def fixed_negatives(tails: torch.Tensor, num_entities: int, count: int, generator):
+    """Draw ``count`` negative tails for each training triple, never its own tail.
+
+    Returns (num_triples, 1 + count) int64: column 0 is the tail itself. When
+    ``count`` reaches the number of other entities, every other entity is used
+    (in id order); otherwise negatives are drawn uniformly, with replacement.
+    """
+    if count >= num_entities - 1:
+        others = torch.arange(num_entities - 1).expand(len(tails), -1)
+        negatives = others + (others >= tails[:, None]).long()
+    else:
+        negatives = torch.randint(0, num_entities - 1, (len(tails), count), generator=generator)
+        negatives += (negatives >= tails[:, None]).long()
+    return torch.cat((tails[:, None], negatives), dim=1)
+
+
+def apply_constraint(entity: torch.Tensor, config: TrainConfig) -> None:
+    """Project entity rows onto the unit sphere or into the max-norm ball, in place."""
+    if config.constraint == "none":
+        return
+    norms = entity.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if config.constraint == "unit-norm":
+        entity.div_(norms)
+    else:
+        entity.mul_((config.max_norm / norms).clamp(max=1.0))
+
+
+def _gather_scale(scale, rows: torch.Tensor):
+    return scale if isinstance(scale, float) else scale[rows]
+
+
+class Trainer:
+    """One model, its optimizer and its ledger, advanced one batch at a time."""
+
+    def __init__(
+        self,
+        train_triples: torch.Tensor,
+        num_entities: int,
+        num_relations: int,
+        config: TrainConfig,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.config = config
+        self.device = torch.device(device)
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+        entity, relation = initial_tables(config, num_entities, num_relations, self.generator)
+        self.model: KGEModel = build_model(config.model, entity, relation).to(self.device, dtype)
+        apply_constraint(self.model.entity, config)
+        self.optimizer = build_optimizer(
+            config.optimizer, [self.model.entity, self.model.relation], config.learning_rate
+        )
+
+        self.train_triples = train_triples.to(self.device)
+        self.candidates = None
+        if config.loss != "softmax" and config.num_negatives > 0:
+            negatives = fixed_negatives(
+                train_triples[:, 2], num_entities, config.num_negatives, self.generator
+            )
+            self.candidates = negatives.to(self.device)
+
+        self.ledger = None
+        if config.ledger != "off":
+            width = self.model.width
+            self.ledger = Ledger.zeros(len(train_triples), width, dtype, self.device)
+
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """Return this epoch's batches of training-row indices, in a seeded random order."""
+        order = torch.randperm(len(self.train_triples), generator=self.generator)
+        return list(order.to(self.device).split(self.config.batch_size))
+
+    def step(self, rows: torch.Tensor) -> float:
+        """Take one optimizer step on training rows ``rows`` (batch,); return the loss."""
+        triples = self.train_triples[rows]
+        candidates = None if self.candidates is None else self.candidates[rows]
+        grads = batch_gradients(self.model, triples, self.config.loss, candidates)
+        if not math.isfinite(grads.loss):
+            raise TrainingDiverged(
+                f"the loss became {grads.loss} at step {self.optimizer.steps + 1}; "
+                f"lower the learning rate (now {self.config.learning_rate})"
+            )
+
+        head, relation, tail = triples.unbind(1)
+        if self.config.ledger == "paper":
+            before = self._own_rows(head, relation, tail)
+        entity_scale, relation_scale = self.optimizer.step([grads.entity, grads.relation])
+        apply_constraint(self.model.entity, self.config)
+
+        if self.config.ledger == "gradient":
+            self.ledger.record(
+                rows,
+                -_gather_scale(entity_scale, head) * grads.own_head,
+                -_gather_scale(relation_scale, relation) * grads.own_relation,
+                -_gather_scale(entity_scale, tail) * grads.own_tail,
+            )
+        elif self.config.ledger == "paper":
+            after = self._own_rows(head, relation, tail)
+            head_change, relation_change, tail_change = (
+                a - b for a, b in zip(after, before, strict=True)
+            )
+            # A self-loop's head and tail are one row: record its change once, so a
+            # rollback subtracts it once (the original code subtracted it twice).
+            tail_change[head == tail] = 0
+            self.ledger.record(rows, head_change, relation_change, tail_change)
+        return grads.loss
+
+    def _own_rows(self, head, relation, tail):
+        entity, relation_table = self.model.entity, self.model.relation
+        return entity[head].clone(), relation_table[relation].clone(), entity[tail].clone()
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its ledger (None when tracking was off) and its records."""
+
+    model: KGEModel
+    ledger: Ledger | None
+    history: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    epochs_run: int = 0
+    kept_epoch: int = 0
+    seconds: float = 0.0
+
+
+def train(
+    dataset,
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train on ``dataset.train`` and evaluate on its valid and test splits.
+
+    ``on_epoch(record)`` is called after every epoch with the history record;
+    ``on_step(done, total)`` after every optimizer step (for progress bars).
+    With early stopping, the returned model and ledger are those of the kept
+    (best validation MRR) epoch: the ledger always belongs to the model.
+    """
+    started = time.perf_counter()
+    trainer = Trainer(
+        dataset.train, dataset.num_entities, dataset.num_relations, config, device, dtype
+    )
+    tail_filter = TailFilter(
+        torch.cat((dataset.train, dataset.valid, dataset.test)), dataset.num_relations
+    )
+    total_steps = config.epochs * math.ceil(len(dataset.train) / config.batch_size)
+    logger.info(
+        "training %s on %s: %d triples, %d epochs, %d steps",
+        config.model,
+        dataset.name,
+        len(dataset.train),
+        config.epochs,
+        total_steps,
+    )
+
+    history, best = [], None
+    done = checks_without_gain = 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_start, loss_sum, seen = time.perf_counter(), 0.0, 0
+        for rows in trainer.epoch_batches():
+            loss_sum += trainer.step(rows) * len(rows)
+            seen += len(rows)
+            done += 1
+            if on_step:
+                on_step(done, total_steps)
+
+        record = {"epoch": epoch, "loss": loss_sum / seen}
+        if config.eval_every and epoch % config.eval_every == 0:
+            record["valid_mrr"] = evaluate(trainer.model, dataset.valid, tail_filter)["mrr"]
+        record["seconds"] = round(time.perf_counter() - epoch_start, 4)
+        history.append(record)
+        _log_epoch(record, config.epochs)
+        if on_epoch:
+            on_epoch(record)
+
+        if "valid_mrr" in record and config.early_stopping_patience:
+            if best is None or record["valid_mrr"] > best[0]:
+                best = (record["valid_mrr"], epoch, trainer.model.clone(), _clone(trainer.ledger))
+                checks_without_gain = 0
+            else:
+                checks_without_gain += 1
+                if checks_without_gain >= config.early_stopping_patience:
+                    logger.info("early stop after epoch %d; keeping epoch %d", epoch, best[1])
+                    break
+
+    model, ledger, kept_epoch = trainer.model, trainer.ledger, epoch
+    if best is not None:
+        _, kept_epoch, model, ledger = best
+    metrics = {
+        "valid": evaluate(model, dataset.valid, tail_filter),
+        "test": evaluate(model, dataset.test, tail_filter),
+    }
+    seconds = time.perf_counter() - started
+    logger.info("done in %.1f s: test mrr %.3f", seconds, metrics["test"]["mrr"])
+    return TrainResult(model, ledger, history, metrics, epoch, kept_epoch, seconds)
+
+
+def _clone(ledger: Ledger | None) -> Ledger | None:
+    return None if ledger is None else ledger.clone()
+
+
+def _log_epoch(record: dict, epochs: int) -> None:
+    valid = f"  valid mrr {record['valid_mrr']:.3f}" if "valid_mrr" in record else ""
+    logger.info("epoch %d/%d  loss %.4f%s", record["epoch"], epochs, record["loss"], valid)
