@@ -20,52 +20,63 @@ ROLES = ("head", "relation", "tail")
 
 @dataclass(eq=False)
 class Ledger:
-    """Three tables of shape (num_train_triples, width), row i = training triple i."""
+    """The updates of every training triple to its own rows.
 
-    head: torch.Tensor
-    relation: torch.Tensor
-    tail: torch.Tensor
+    ``table`` (num_train_triples, 3, width) holds, for row i = training triple i,
+    the head, relation and tail updates; ``head``, ``relation`` and ``tail`` are
+    (num_train_triples, width) views of it. One table lets a training step
+    record a whole batch with a single scatter.
+    """
+
+    table: torch.Tensor
 
     @classmethod
     def zeros(cls, num_triples: int, width: int, dtype=torch.float32, device=None) -> Ledger:
-        def table():
-            return torch.zeros(num_triples, width, dtype=dtype, device=device)
+        return cls(torch.zeros(num_triples, len(ROLES), width, dtype=dtype, device=device))
 
-        return cls(table(), table(), table())
+    @classmethod
+    def from_tables(cls, head: torch.Tensor, relation: torch.Tensor, tail: torch.Tensor):
+        """Build a ledger from three (num_train_triples, width) tables."""
+        return cls(torch.stack((head, relation, tail), dim=1))
+
+    @property
+    def head(self) -> torch.Tensor:
+        return self.table[:, 0]
+
+    @property
+    def relation(self) -> torch.Tensor:
+        return self.table[:, 1]
+
+    @property
+    def tail(self) -> torch.Tensor:
+        return self.table[:, 2]
 
     @property
     def num_triples(self) -> int:
-        return self.head.shape[0]
+        return self.table.shape[0]
 
     @property
     def width(self) -> int:
-        return self.head.shape[1]
+        return self.table.shape[2]
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tables().values())
+        return self.table.numel() * self.table.element_size()
 
     def tables(self) -> dict[str, torch.Tensor]:
-        """Return the three tables keyed by role, in the order of ``ROLES``."""
+        """Return the three (num_train_triples, width) views keyed by role."""
         return {"head": self.head, "relation": self.relation, "tail": self.tail}
 
-    def record(
-        self,
-        rows: torch.Tensor,
-        head: torch.Tensor,
-        relation: torch.Tensor,
-        tail: torch.Tensor,
-    ) -> None:
-        """Add updates (batch, width) to the ledger rows ``rows`` (batch,) of each role."""
-        self.head.index_add_(0, rows, head)
-        self.relation.index_add_(0, rows, relation)
-        self.tail.index_add_(0, rows, tail)
+    def record(self, rows: torch.Tensor, updates: torch.Tensor, alpha: float = 1.0) -> None:
+        """Add ``alpha * updates`` (batch, 3, width) to the ledger rows ``rows`` (batch,)."""
+        flat = self.table.view(self.num_triples, -1)
+        flat.index_add_(0, rows, updates.reshape(len(rows), -1), alpha=alpha)
 
     def clone(self) -> Ledger:
-        return Ledger(self.head.clone(), self.relation.clone(), self.tail.clone())
+        return Ledger(self.table.clone())
 
     def to(self, device=None, dtype=None) -> Ledger:
-        return Ledger(*(t.to(device=device, dtype=dtype) for t in self.tables().values()))
+        return Ledger(self.table.to(device=device, dtype=dtype))
 
     def row_sums(self, triples: torch.Tensor, num_entities: int, num_relations: int):
         """Sum the ledger onto the rows it names.

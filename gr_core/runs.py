@@ -195,7 +195,9 @@ def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
     ledger = None
     if load_ledger and config["ledger"] is not None:
         shape = (counts["train"], width)
-        ledger = Ledger(**_read_tensors(path / "ledger.safetensors", dict.fromkeys(ROLES, shape)))
+        ledger = Ledger.from_tables(
+            **_read_tensors(path / "ledger.safetensors", dict.fromkeys(ROLES, shape))
+        )
 
     entities, entity_labels = _read_names(path / "entities.tsv", counts["entities"])
     relations, relation_labels = _read_names(path / "relations.tsv", counts["relations"])
