@@ -37,6 +37,7 @@ from gr_core.ledger import ROLES, Ledger
 from gr_core.models import KGEModel, build_model, model_width
 
 FORMAT_VERSION = 1
+METRIC_KEYS = ("mrr", "hits@1", "hits@3", "hits@10")
 REQUIRED_FILES = (
     "config.json",
     "model.safetensors",
@@ -202,6 +203,7 @@ def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
     entities, entity_labels = _read_names(path / "entities.tsv", counts["entities"])
     relations, relation_labels = _read_names(path / "relations.tsv", counts["relations"])
     metrics = _read_json(path / "metrics.json")
+    _check_metrics(path / "metrics.json", metrics)
     history = [
         _parse_json(path / "history.jsonl", line, number)
         for number, line in enumerate(_read_lines(path / "history.jsonl"), 1)
@@ -236,8 +238,19 @@ def _check_config(path: Path, config: dict) -> None:
         if model["width"] != model_width(training.model, training.dim):
             raise ConfigError(f"width {model['width']} does not match the settings")
         config["ledger"]
+        for key in ("epochs_run", "kept_epoch", "seconds"):
+            config["result"][key]
     except (KeyError, TypeError, ConfigError) as error:
         raise RunFormatError(f"{path / 'config.json'} is incomplete or invalid: {error}") from None
+
+
+def _check_metrics(path: Path, metrics) -> None:
+    for split in ("valid", "test"):
+        values = metrics.get(split) if isinstance(metrics, dict) else None
+        if not isinstance(values, dict) or not all(
+            isinstance(values.get(key), (int, float)) for key in METRIC_KEYS
+        ):
+            raise RunFormatError(f"{path} lacks {split} values for {', '.join(METRIC_KEYS)}")
 
 
 def _read_tensors(path: Path, shapes: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:

@@ -147,6 +147,13 @@ def test_damaged_config_is_reported(run_path, text, message):
         load_run(run_path)
 
 
+@pytest.mark.parametrize("text", ['{"valid": {}}', "[]", '{"valid": {"mrr": "x"}, "test": {}}'])
+def test_incomplete_metrics_are_reported(run_path, text):
+    (run_path / "metrics.json").write_text(text)
+    with pytest.raises(RunFormatError, match="metrics.json lacks valid values"):
+        load_run(run_path)
+
+
 def test_wrong_tensor_shape_is_reported(run_path):
     tables = load_file(run_path / "model.safetensors")
     tables["entity"] = tables["entity"][:-1].contiguous()
