@@ -7,23 +7,19 @@ rate of optimizer steps alone, with the ledger on, for each data set.
 """
 
 import argparse
-import time
 
 import torch
 
+from benchmarks.ledger_overhead import time_training
 from gr_core.config import PRESETS
 from gr_core.data import load_dataset
-from gr_core.training import Trainer, train
+from gr_core.training import train
 
 
 def step_rate(dataset, config) -> float:
     """Return training triples per second over the optimizer steps alone."""
-    trainer = Trainer(dataset.train, dataset.num_entities, dataset.num_relations, config)
-    started = time.perf_counter()
-    for _ in range(config.epochs):
-        for rows in trainer.epoch_batches():
-            trainer.step(rows)
-    return len(dataset.train) * config.epochs / (time.perf_counter() - started)
+    seconds, triples = time_training(dataset, config)
+    return triples / seconds
 
 
 def main() -> None:
