@@ -232,16 +232,22 @@ def _check_config(path: Path, config: dict) -> None:
         )
     try:
         training = TrainConfig.from_dict(config["training"])
-        counts, model = config["dataset"], config["model"]
-        for key in ("content_hash", "entities", "relations", "train"):
-            counts[key]
-        if model["width"] != model_width(training.model, training.dim):
-            raise ConfigError(f"width {model['width']} does not match the settings")
-        config["ledger"]
-        for key in ("epochs_run", "kept_epoch", "seconds"):
-            config["result"][key]
+        _require(config["dataset"], ("content_hash", "entities", "relations", "train"))
+        _require(config["result"], ("epochs_run", "kept_epoch", "seconds"))
+        _require(config, ("ledger",))
+        if config["model"]["width"] != model_width(training.model, training.dim):
+            raise ConfigError(f"width {config['model']['width']} does not match the settings")
     except (KeyError, TypeError, ConfigError) as error:
         raise RunFormatError(f"{path / 'config.json'} is incomplete or invalid: {error}") from None
+
+
+def _require(section: dict, keys: tuple[str, ...]) -> None:
+    """Raise KeyError naming the first of ``keys`` missing from ``section``."""
+    if not isinstance(section, dict):
+        raise TypeError(f"expected an object with {', '.join(keys)}")
+    for key in keys:
+        if key not in section:
+            raise KeyError(key)
 
 
 def _check_metrics(path: Path, metrics) -> None:
