@@ -15,7 +15,8 @@ from tqdm import tqdm
 from gr_core import config as settings
 from gr_core.data import BUILTIN_DATASETS, load_dataset
 from gr_core.errors import GRError
-from gr_core.runs import RunExistsError, load_run, save_run
+from gr_core.explain import METHODS, Explainer
+from gr_core.runs import RunExistsError, load_run, load_run_with_dataset, save_run
 from gr_core.training import train
 
 logger = logging.getLogger("gr_core")
@@ -70,7 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print config and metrics as JSON")
 
     _add_train_parser(commands)
+    _add_explain_parser(commands)
     return parser
+
+
+def _add_explain_parser(commands) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="explain a prediction of a run by gradient rollback",
+        description="Rank the training triples that made the run predict a tail for "
+        "(head, relation, ?). Names may be keys as in the data files or readable labels.",
+    )
+    explain.add_argument("--run", type=Path, required=True, help="run folder")
+    explain.add_argument("--head", required=True, help="the query's head entity")
+    explain.add_argument("--relation", required=True, help="the query's relation")
+    explain.add_argument("--tail", help="tail to explain (default: the filtered top-1)")
+    explain.add_argument("--k", type=int, default=10, help="how many triples (default: 10)")
+    explain.add_argument(
+        "--method", default="gr", choices=METHODS,
+        help="gr: GR-k; gr-o: only triples with the predicted tail; first-order: "
+        "gradient . ledger; all-positive: GR-ALL (default: gr)",
+    )  # fmt: skip
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _add_train_parser(commands) -> None:
@@ -201,6 +223,30 @@ def command_info(args) -> int:
     return 0
 
 
+def command_explain(args) -> int:
+    run, dataset = load_run_with_dataset(args.run)
+    explanation = Explainer(run, dataset).explain(
+        args.head, args.relation, args.tail, method=args.method, k=args.k
+    )
+    if args.json:
+        print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+
+    e = explanation
+    print(f"query       ({e.head_name}, {e.relation_name}, ?)")
+    print(f"prediction  {e.tail_name}  Pr {e.probability:.4f}")
+    print(f"method      {e.method}: {len(e.rows)} of {e.num_neighbours} candidate triples")
+    print(f"{'rank':>4} {'influence':>10} {'Pr after':>9}  {'category':<16} triple")
+    for row in e.rows:
+        print(
+            f"{row.rank:>4} {row.influence:>10.4f} {row.probability_after:>9.4f}  "
+            f"{row.category:<16} ({row.head_name}, {row.relation_name}, {row.tail_name})"
+        )
+    for path in e.paths:
+        print(f"path via {path.via_name}: ranks {list(path.head_side)} then {list(path.tail_side)}")
+    return 0
+
+
 class _TqdmHandler(logging.Handler):
     """Write log lines above an active progress bar instead of through it."""
 
@@ -217,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(args.log_level)
     logging.captureWarnings(True)
 
-    commands = {"datasets": command_datasets, "train": command_train, "info": command_info}
+    commands = {
+        "datasets": command_datasets,
+        "train": command_train,
+        "info": command_info,
+        "explain": command_explain,
+    }
     try:
         return commands[args.command](args)
     except GRError as error:
@@ -226,3 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no run folder was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error
+        sys.stderr.close()
+        return 0

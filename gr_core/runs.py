@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gr_core.config import TrainConfig
+from gr_core.data import load_dataset
 from gr_core.errors import ConfigError, GRError, RunFormatError
 from gr_core.ledger import ROLES, Ledger
 from gr_core.models import KGEModel, build_model, model_width
@@ -221,6 +222,28 @@ def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
         metrics,
         history,
     )
+
+
+def load_run_with_dataset(path, *, load_ledger: bool = True):
+    """Load a run and the data set it was trained on; return ``(run, dataset)``.
+
+    The data set is loaded from the source the run recorded (a built-in name or a
+    folder) and must have the recorded content hash.
+    """
+    run = load_run(path, load_ledger=load_ledger)
+    source = run.config["dataset"]["source"]
+    try:
+        dataset = load_dataset(source)
+    except GRError as error:
+        raise RunFormatError(
+            f"run {run.path} was trained on data set {source!r}, which cannot be loaded: {error}"
+        ) from None
+    if dataset.content_hash != run.dataset_hash:
+        raise RunFormatError(
+            f"run {run.path} was trained on data with hash {run.dataset_hash}, but "
+            f"{source!r} now has hash {dataset.content_hash}: the files changed"
+        )
+    return run, dataset
 
 
 def _check_config(path: Path, config: dict) -> None:
