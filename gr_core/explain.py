@@ -79,13 +79,16 @@ class Explainer:
             return name
         return find(name)
 
+    def _known(self, head: int, relation: int) -> torch.Tensor:
+        """Return a bool mask (num_entities,): tails that train or valid give the query."""
+        pair = torch.tensor([head]), torch.tensor([relation])
+        return self.known_tails.mask(*pair, len(self.entities))[0]
+
     def predict(self, head, relation, k: int = 10, filtered: bool = True) -> list[Prediction]:
         """Return the top-k tails of ``(head, relation, ?)``, best first."""
         head, relation = self.entity_id(head), self.relation_id(relation)
         probabilities = tail_probabilities(self.model, head, relation).cpu()
-        known = self.known_tails.mask(
-            torch.tensor([head]), torch.tensor([relation]), len(probabilities)
-        )[0]
+        known = self._known(head, relation)
         shown = torch.nonzero(~known if filtered else torch.ones_like(known))[:, 0]
 
         # Stable sort: equal probabilities keep id order; ties share a rank.
@@ -118,18 +121,19 @@ class Explainer:
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         head, relation = self.entity_id(head), self.relation_id(relation)
+        probabilities = tail_probabilities(self.model, head, relation).cpu()
         if tail is None:
-            predictions = self.predict(head, relation, k=1)
-            if not predictions:
+            unknown = probabilities.masked_fill(self._known(head, relation), -1.0)
+            if unknown.max() < 0:
                 raise GRError("every entity is already a known tail of this query")
-            tail = predictions[0].tail
+            tail = int(unknown.argmax())  # the first of equal maxima: the lowest id
         tail = self.entity_id(tail)
         query = (head, relation, tail)
+        probability = float(probabilities[tail])
 
         candidates = self.index.neighbours(*query)
         if method == "gr-o":
             candidates = candidates[self.train_triples[candidates, 2] == tail]
-        probability = float(tail_probabilities(self.model, head, relation)[tail])
         influence, after = self._influence(candidates, query, method, probability, chunk_size)
 
         order = torch.sort(influence, descending=True, stable=True).indices

@@ -54,42 +54,54 @@ def rollback_probabilities(
     ``train_triples`` and of the ledger.
     """
     chunk_size = chunk_size or default_chunk_size(model.num_entities)
-    device = model.entity.device
     results = [
-        _rollback_chunk(model, ledger, train_triples, ids.to(device), query)
-        for ids in neighbour_ids.split(chunk_size)
+        _rollback_chunk(model, *_neighbour_rows(model, ledger, train_triples, ids), query)
+        for ids in neighbour_ids.cpu().split(chunk_size)
     ]
     return torch.cat(results) if results else model.entity.new_zeros(0)
 
 
-def _rollback_chunk(model, ledger, train_triples, ids, query) -> torch.Tensor:
+def _neighbour_rows(model, ledger, train_triples, ids: torch.Tensor):
+    """Gather the neighbours' triples (n, 3) and ledger rows (n, width) x 3 on the model's device.
+
+    Indexing happens where the ledger lives (it may stay on the CPU, or be memory-mapped);
+    only the gathered rows move.
+    """
+    device, dtype = model.entity.device, model.entity.dtype
+    triples = train_triples[ids.to(train_triples.device)].to(device)
+    table = ledger.table[ids.to(ledger.table.device)].to(device=device, dtype=dtype)
+    return triples, table[:, 0], table[:, 1], table[:, 2]
+
+
+def _rollback_chunk(model, triples, gamma_head, gamma_relation, gamma_tail, query):
     head, relation, tail = query
     entity, relation_table = model.entity, model.relation
-    triples = train_triples.to(ids.device)[ids]
     their_head, their_relation, their_tail = triples.unbind(1)
-    gamma_head, gamma_relation, gamma_tail = (
-        ledger.tables()[role][ids].to(entity.dtype) for role in ("head", "relation", "tail")
-    )
-
-    # The neighbour's own entity rows after rollback. A self-loop's two ledger
-    # vectors were recorded separately and both belong to its one row.
-    loop = (their_head == their_tail)[:, None]
-    rolled_head_row = entity[their_head] - gamma_head - gamma_tail * loop
-    rolled_tail_row = entity[their_tail] - gamma_tail - gamma_head * loop
+    dtype = entity.dtype
 
     # The query's head and relation rows after rollback: (chunk, width).
-    query_head = entity[head] - gamma_head * (their_head == head)[:, None]
-    query_head = query_head - gamma_tail * (their_tail == head)[:, None]
-    query_relation = (
-        relation_table[relation] - gamma_relation * (their_relation == relation)[:, None]
-    )
+    query_head = torch.addcmul(entity[head], gamma_head, (their_head == head)[:, None].to(dtype),
+                               value=-1)  # fmt: skip
+    query_head.addcmul_(gamma_tail, (their_tail == head)[:, None].to(dtype), value=-1)
+    query_relation = torch.addcmul(
+        relation_table[relation], gamma_relation, (their_relation == relation)[:, None].to(dtype),
+        value=-1,
+    )  # fmt: skip
     queries = model.query(query_head, query_relation)
 
-    # Scores of every candidate tail, with the two rolled-back rows patched in.
+    # Scores of every candidate tail; then the columns of the neighbour's own head
+    # and tail rows, which lose their ledger vectors: <q, e - gamma> = <q, e> - <q, gamma>.
+    # A self-loop's two ledger vectors were recorded separately and both belong
+    # to its one row.
     scores = queries @ entity.T  # (chunk, num_entities)
-    rows = torch.arange(len(ids), device=ids.device)
-    scores[rows, their_head] = (queries * rolled_head_row).sum(1)
-    scores[rows, their_tail] = (queries * rolled_tail_row).sum(1)
+    rows = torch.arange(len(triples), device=triples.device)
+    head_drop = (queries * gamma_head).sum(1)
+    tail_drop = (queries * gamma_tail).sum(1)
+    loop = (their_head == their_tail).to(dtype)
+    head_column = scores[rows, their_head] - head_drop - loop * tail_drop
+    tail_column = scores[rows, their_tail] - tail_drop - loop * head_drop
+    scores[rows, their_head] = head_column
+    scores[rows, their_tail] = tail_column
     return torch.exp(scores[:, tail] - torch.logsumexp(scores, dim=1))
 
 
@@ -116,11 +128,10 @@ def first_order_influence(
     grad_query = grad_scores @ entity
     grad_head_row, grad_relation_row = model.query_backward(head_row, relation_row, grad_query)
 
-    ids = neighbour_ids.to(entity.device)
-    their_head, their_relation, their_tail = train_triples.to(ids.device)[ids].unbind(1)
-    gamma_head, gamma_relation, gamma_tail = (
-        ledger.tables()[role][ids].to(entity.dtype) for role in ("head", "relation", "tail")
+    triples, gamma_head, gamma_relation, gamma_tail = _neighbour_rows(
+        model, ledger, train_triples, neighbour_ids.cpu()
     )
+    their_head, their_relation, their_tail = triples.unbind(1)
     # An entity row's gradient: through its score column, plus the query path for the head.
     influence = grad_scores[their_head] * (gamma_head @ query_vector)
     influence += grad_scores[their_tail] * (gamma_tail @ query_vector)
