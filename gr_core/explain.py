@@ -84,6 +84,17 @@ class Explainer:
         pair = torch.tensor([head]), torch.tensor([relation])
         return self.known_tails.mask(*pair, len(self.entities))[0]
 
+    def best_unknown_tail(self, head: int, relation: int, probabilities: torch.Tensor) -> int:
+        """Return the filtered top-1: the likeliest tail train and valid do not give the query.
+
+        ``probabilities`` (num_entities,) may come from any model (a retrained one, say).
+        Equal maxima go to the lowest id.
+        """
+        unknown = probabilities.cpu().masked_fill(self._known(head, relation), -1.0)
+        if unknown.max() < 0:
+            raise GRError("every entity is already a known tail of this query")
+        return int(unknown.argmax())
+
     def predict(self, head, relation, k: int = 10, filtered: bool = True) -> list[Prediction]:
         """Return the top-k tails of ``(head, relation, ?)``, best first."""
         head, relation = self.entity_id(head), self.relation_id(relation)
@@ -123,10 +134,7 @@ class Explainer:
         head, relation = self.entity_id(head), self.relation_id(relation)
         probabilities = tail_probabilities(self.model, head, relation).cpu()
         if tail is None:
-            unknown = probabilities.masked_fill(self._known(head, relation), -1.0)
-            if unknown.max() < 0:
-                raise GRError("every entity is already a known tail of this query")
-            tail = int(unknown.argmax())  # the first of equal maxima: the lowest id
+            tail = self.best_unknown_tail(head, relation, probabilities)
         tail = self.entity_id(tail)
         query = (head, relation, tail)
         probability = float(probabilities[tail])

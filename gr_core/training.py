@@ -104,8 +104,15 @@ class Trainer:
         config: TrainConfig,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        removed: torch.Tensor | None = None,
     ):
+        """``removed`` (num_train,) bool: training triples to leave out (retraining).
+
+        Removal changes nothing else: the same initial weights, negatives and batch
+        order are drawn, and each batch simply loses its removed triples.
+        """
         self.config = config
+        self.kept = None if removed is None else ~removed.to(torch.bool).cpu()
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(config.seed)
 
@@ -132,7 +139,10 @@ class Trainer:
     def epoch_batches(self) -> list[torch.Tensor]:
         """Return this epoch's batches of training-row indices, in a seeded random order."""
         order = torch.randperm(len(self.train_triples), generator=self.generator)
-        return list(order.to(self.device).split(self.config.batch_size))
+        batches = order.split(self.config.batch_size)
+        if self.kept is not None:
+            batches = [rows[self.kept[rows]] for rows in batches]
+        return [rows.to(self.device) for rows in batches if len(rows)]
 
     def step(self, rows: torch.Tensor) -> float:
         """Take one optimizer step on training rows ``rows`` (batch,); return the loss."""
