@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m gr_core {datasets,train,info}``."""
+"""Command-line interface: ``python -m gr_core {datasets,train,info,explain,evaluate}``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from tqdm import tqdm
 from gr_core import config as settings
 from gr_core.data import BUILTIN_DATASETS, load_dataset
 from gr_core.errors import GRError
+from gr_core.evaluation import run_evaluation
 from gr_core.explain import METHODS, Explainer
+from gr_core.roar import DEFAULT_METHODS
 from gr_core.runs import RunExistsError, load_run, load_run_with_dataset, save_run
 from gr_core.training import train
 
@@ -72,7 +74,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(commands)
     _add_explain_parser(commands)
+    _add_evaluate_parser(commands)
     return parser
+
+
+def _add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="RemOve And Retrain: PD%% and TC%% of GR against random neighbours",
+        description="Explain the filtered top-1 prediction of test queries, retrain without "
+        "each method's triples, and report how often the probability dropped (PD%%) and "
+        "the top-1 changed (TC%%). Resumes an interrupted evaluation in --out.",
+    )
+    evaluate.add_argument("--run", type=Path, required=True, help="run folder")
+    evaluate.add_argument("--out", type=Path, required=True, help="evaluation folder")
+    evaluate.add_argument(
+        "--queries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N random test triples (default: the whole test set)",
+    )
+    evaluate.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(DEFAULT_METHODS),
+        metavar="METHOD",
+        help=f"GR-k, NH-k, GR-ALL, NH-ALL, GR-O-k, FO-k (default: {' '.join(DEFAULT_METHODS)})",
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the query sample and the random baselines (default: 0)",
+    )
+    evaluate.add_argument(
+        "--batch-queries",
+        type=int,
+        default=50,
+        metavar="N",
+        help="queries retrained together; finished batches survive an interruption (default: 50)",
+    )
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_explain_parser(commands) -> None:
@@ -247,6 +290,27 @@ def command_explain(args) -> int:
     return 0
 
 
+def command_evaluate(args) -> int:
+    with tqdm(total=1, unit="step", disable=args.no_progress, dynamic_ncols=True) as bar:
+
+        def on_step(done: int, total: int) -> None:
+            if done < bar.n:
+                bar.reset()
+            bar.total = total
+            bar.update(done - bar.n)
+
+        summary = run_evaluation(
+            args.run, args.out, queries=args.queries, methods=args.methods, seed=args.seed,
+            batch_queries=args.batch_queries, on_step=on_step,
+        )  # fmt: skip
+    print(f"wrote {args.out}")
+    print(f"{'method':<10} {'PD %':>6} {'TC %':>6} {'n':>5} {'removed':>8}")
+    for method, values in summary.items():
+        print(f"{method:<10} {values['pd']:>6.1f} {values['tc']:>6.1f} {values['n']:>5} "
+              f"{values['removed']:>8.1f}")  # fmt: skip
+    return 0
+
+
 class _TqdmHandler(logging.Handler):
     """Write log lines above an active progress bar instead of through it."""
 
@@ -268,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": command_train,
         "info": command_info,
         "explain": command_explain,
+        "evaluate": command_evaluate,
     }
     try:
         return commands[args.command](args)

@@ -106,16 +106,20 @@ def evaluate(
     methods=DEFAULT_METHODS,
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
+    numbers: list[int] | None = None,
 ) -> list[Outcome]:
     """Explain, remove and retrain for every query (n, 2) of ``(head, relation)`` ids.
 
     All retrainings of all queries run in one stack (split into groups that fit
     in memory). Returns one outcome per query and method, queries in order.
+    ``numbers`` (default 0..n-1) name the queries in the outcomes and seed their
+    random baselines, so a query draws the same baseline in any batch.
     """
     methods = check_methods(methods)
+    numbers = list(range(len(queries))) if numbers is None else list(numbers)
     plans = [
-        removal_sets(explainer, int(head), int(relation), methods, seed + position)
-        for position, (head, relation) in enumerate(queries.tolist())
+        removal_sets(explainer, int(head), int(relation), methods, seed + number)
+        for number, (head, relation) in zip(numbers, queries.tolist(), strict=True)
     ]
 
     # Member 0 removes nothing; then one member per (query, method).
@@ -137,7 +141,7 @@ def evaluate(
             after = tail_probabilities(model, head, relation).cpu()
             outcomes.append(
                 Outcome(
-                    query=position,
+                    query=numbers[position],
                     head=explainer.entities[head],
                     relation=explainer.relations[relation],
                     tail=explainer.entities[tail],
