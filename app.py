@@ -2,8 +2,12 @@
 
 Run it with ``streamlit run app.py``. Runs are read from and written to ``runs/``
 under the current directory, or the folder named by the ``GR_RUNS_DIR``
-environment variable. Pages find that folder in ``st.session_state[RUNS_ROOT_KEY]``,
-which this router sets on every rerun before the page runs.
+environment variable. Before a page runs, this router puts that folder in
+``st.session_state[RUNS_ROOT_KEY]`` and the run chosen in the sidebar in
+``st.session_state[SELECTED_RUN_KEY]`` (mirrored in the ``run`` query parameter).
+
+Pages: Runs (``/``, train, compare and delete runs) and Explain (``/explain``,
+predictions of one run and their gradient-rollback explanations).
 """
 
 import os
@@ -11,10 +15,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.shared import (
+    ROUTED_KEY,
+    RUNS_ROOT_KEY,
+    dataset_caption,
+    read_runs,
+    select_run_ui,
+)
+
 APP_DIR = Path(__file__).resolve().parent
 LOGO = APP_DIR / "assets" / "logo.svg"
 RUNS_DIR_VARIABLE = "GR_RUNS_DIR"
-RUNS_ROOT_KEY = "runs_root"
 
 
 def runs_root() -> Path:
@@ -23,10 +34,14 @@ def runs_root() -> Path:
 
 
 def sidebar() -> Path:
-    """Draw the sidebar shared by every page and return the runs folder."""
+    """Draw the sidebar shared by every page (runs folder, run selector); return the folder."""
     root = runs_root()
     st.logo(str(LOGO), size="large")
     with st.sidebar:
+        entries = read_runs(root)
+        if entries:
+            entry = select_run_ui(entries)
+            st.caption(dataset_caption(entry))
         st.caption(f"Runs folder (set `{RUNS_DIR_VARIABLE}` to change it)")
         st.text(str(root))
     return root
@@ -37,6 +52,13 @@ st.session_state[RUNS_ROOT_KEY] = str(sidebar())
 page = st.navigation(
     [
         st.Page(APP_DIR / "pages" / "runs.py", title="Runs", icon=":material/table_chart:"),
+        st.Page(
+            APP_DIR / "pages" / "explain.py",
+            title="Explain",
+            icon=":material/hub:",
+            url_path="explain",
+        ),
     ]
 )
+st.session_state[ROUTED_KEY] = True
 page.run()

@@ -2,13 +2,15 @@
 
 Each test points ``GR_RUNS_DIR`` at its own empty folder. Runs that a test only
 needs to exist are written with gr_core directly (a two- or five-epoch Nations
-model, trained once per session); the tests that click "Train" train for real.
+model, trained once per session); the tests that click "Train" train for real,
+on Nations or on a five-person graph given as a folder or as uploaded files.
 """
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, load_dataset, save_run, train
@@ -17,6 +19,32 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 # Training inside the app is well under a second on an idle machine; the margin is
 # for shared CI machines where other jobs compete for the cores.
 TRAIN_TIMEOUT = 300
+
+
+# A five-person graph: every entity and relation of valid and test occurs in train.
+PEOPLE = ("ann", "ben", "cas", "dee", "eve")
+SMALL_GRAPH = {
+    "train.txt": "".join(
+        f"{PEOPLE[i]}\t{relation}\t{PEOPLE[(i + step) % 5]}\n"
+        for i in range(5)
+        for step, relation in ((1, "likes"), (2, "knows"))
+    ).encode(),
+    "valid.txt": b"ann\tknows\tben\n",
+    "test.txt": b"ben\tlikes\tdee\n",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Train on one torch thread while these tests run.
+
+    The models are tiny; on a two-core machine shared with another busy process,
+    OpenMP's spinning threads turned a 0.3 s training into 90 s.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -201,3 +229,122 @@ def test_unwritable_runs_folder_shows_an_error(tmp_path, monkeypatch):
     assert not app.exception
     assert len(app.error) == 1
     assert blocker.read_text() == "a file where the runs folder should be"
+
+
+# ---- data from a folder or from uploaded files -------------------------------------
+
+
+def upload_and_train(app: AppTest, name: str, files: dict[str, bytes]) -> AppTest:
+    """Choose "Upload files", give the data set ``name`` and ``files``, press Train."""
+    app.segmented_control(key="data_source").set_value("upload").run()
+    app.text_input(key="upload_name").input(name)
+    for file_name, content in files.items():
+        uploader = app.file_uploader(key=f"upload_{file_name.split('.')[0]}")
+        uploader.set_value((file_name, content, "text/plain"))
+    return app.button(key="train_submit").click().run(timeout=TRAIN_TIMEOUT)
+
+
+def test_uploaded_files_are_kept_and_trained_on(runs_root):
+    app = start_app()
+
+    upload_and_train(app, "five", SMALL_GRAPH)
+
+    assert not app.exception
+    assert not app.error
+    kept = runs_root.parent / "uploads" / "five"
+    assert {path.name: path.read_bytes() for path in kept.iterdir()} == SMALL_GRAPH
+    config = json.loads((runs_root / "five-distmult-default" / "config.json").read_text())
+    assert config["dataset"]["source"] == str(kept)
+    assert app.selectbox(key="selected_run").value == "five-distmult-default"
+
+
+@pytest.mark.parametrize(
+    "problem, files",
+    [
+        ("two columns", {**SMALL_GRAPH, "train.txt": b"ann\tben\nben\tcas\n"}),
+        ("test file missing", {k: v for k, v in SMALL_GRAPH.items() if k != "test.txt"}),
+        ("not UTF-8", {**SMALL_GRAPH, "valid.txt": b"ann\tknows\t\xff\xfe\xfa\n"}),
+    ],
+)
+def test_bad_upload_shows_an_error_and_keeps_nothing(runs_root, problem, files):
+    before = folder_listing(runs_root.parent)
+    app = start_app()
+
+    upload_and_train(app, "broken", files)
+
+    assert not app.exception
+    assert len(app.error) == 1, problem
+    assert folder_listing(runs_root.parent) == before
+
+
+def test_a_data_set_folder_trains_a_run(runs_root, tmp_path):
+    folder = tmp_path / "five"
+    folder.mkdir()
+    for file_name, content in SMALL_GRAPH.items():
+        (folder / file_name).write_bytes(content)
+    app = start_app()
+
+    app.segmented_control(key="data_source").set_value("folder").run()
+    app.text_input(key="dataset_folder").input(str(folder))
+    app.button(key="train_submit").click().run(timeout=TRAIN_TIMEOUT)
+
+    assert not app.exception
+    assert not app.error
+    config = json.loads((runs_root / "five-distmult-default" / "config.json").read_text())
+    assert config["dataset"]["source"] == str(folder)
+
+
+def test_a_missing_folder_shows_an_error(runs_root, tmp_path):
+    app = start_app()
+
+    app.segmented_control(key="data_source").set_value("folder").run()
+    app.text_input(key="dataset_folder").input(str(tmp_path / "nowhere"))
+    app.button(key="train_submit").click().run(timeout=TRAIN_TIMEOUT)
+
+    assert not app.exception
+    assert len(app.error) == 1
+    assert folder_listing(runs_root) == []
+
+
+def test_main_settings_override_the_preset_and_validation_is_recorded(runs_root):
+    app = start_app()
+    app.number_input(key="epochs").set_value(4)
+    app.number_input(key="dim").set_value(8)
+    app.number_input(key="learning_rate").set_value(0.05)
+
+    fill_train_form(app, name="custom")
+
+    assert not app.exception
+    assert not app.error
+    settings = json.loads((runs_root / "custom" / "config.json").read_text())["training"]
+    assert (settings["epochs"], settings["dim"], settings["learning_rate"]) == (4, 8, 0.05)
+    history = (runs_root / "custom" / "history.jsonl").read_text().splitlines()
+    assert all("valid_mrr" in json.loads(line) for line in history)
+
+
+# ---- deleting a run ---------------------------------------------------------------------
+
+
+def test_delete_needs_a_confirmation(runs_root, nations, trained):
+    write_run(runs_root, "alpha", nations, trained)
+    write_run(runs_root, "beta", nations, trained)
+    app = start_app(query_run="beta")
+
+    app.button(key="delete_run").click().run()
+    assert (runs_root / "beta").is_dir()
+    assert "beta" in app.warning[0].value
+    app.button(key="delete_cancel").click().run()
+    assert (runs_root / "beta").is_dir()
+    assert not app.warning
+    assert [b for b in app.button if b.key == "delete_confirm"] == []
+
+    app.button(key="delete_run").click().run()
+    app.button(key="delete_confirm").click().run()
+
+    assert not app.exception
+    assert not app.warning
+    assert not (runs_root / "beta").exists()
+    assert (runs_root / "alpha").is_dir()
+    assert list(app.dataframe[0].value["run"]) == ["alpha"]
+    assert app.query_params["run"] == "alpha"
+    assert app.selectbox(key="selected_run").options == ["alpha"]
