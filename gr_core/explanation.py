@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,20 @@ class Explanation:
     num_neighbours: int
     rows: list[ExplanationRow] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
+
+    def only(self, categories) -> Explanation:
+        """Return the explanation restricted to rows of ``categories``, ranks unchanged.
+
+        A two-hop path is kept only while triples on both of its sides are.
+        """
+        rows = [row for row in self.rows if row.category in categories]
+        ranks = {row.rank for row in rows}
+        paths = [
+            path
+            for path in self.paths
+            if ranks.intersection(path.head_side) and ranks.intersection(path.tail_side)
+        ]
+        return replace(self, rows=rows, paths=paths)
 
     def to_dict(self) -> dict:
         """Return the documented JSON form (names as in the data set)."""

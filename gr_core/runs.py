@@ -164,6 +164,14 @@ def _move_into_place(staging: Path, path: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def delete_run(path) -> None:
+    """Delete the run folder at ``path``; refuse a folder that is not a run."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise RunFormatError(f"{path} holds no config.json, so it is not a run; nothing deleted")
+    shutil.rmtree(path)
+
+
 def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
     """Load and check the run folder at ``path``.
 

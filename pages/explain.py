@@ -13,7 +13,6 @@ folder; explanations are cached per query. Everything computed comes from
 ``gr_core``; this page collects choices and draws.
 """
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -404,21 +403,6 @@ def category_ui(explanation: Explanation) -> list[str]:
     return list(chosen)
 
 
-def only_categories(explanation: Explanation, categories: list[str]) -> Explanation:
-    """Return the explanation with the rows of the chosen categories, ranks unchanged.
-
-    A two-hop path is kept only while triples on both of its sides are.
-    """
-    rows = [row for row in explanation.rows if row.category in categories]
-    ranks = {row.rank for row in rows}
-    paths = [
-        path
-        for path in explanation.paths
-        if ranks.intersection(path.head_side) and ranks.intersection(path.tail_side)
-    ]
-    return dataclasses.replace(explanation, rows=rows, paths=paths)
-
-
 def explanation_table(explanation: Explanation, loaded: LoadedRun) -> pd.DataFrame:
     """Return one row per explanation triple: rank, names, influence, probability, category."""
     entity, relation = loaded.entity_labels, loaded.relation_labels
@@ -664,7 +648,7 @@ def explain_page() -> None:
             st.error(plain(str(error)))
             return
         categories = category_ui(explanation)
-        shown = only_categories(explanation, categories)
+        shown = explanation.only(categories)
         summary_ui(explanation, len(shown.rows))
 
     table, html = explanation_ui(shown, loaded)

@@ -24,6 +24,7 @@ from gr_core import BUILTIN_DATASETS, PRESETS, Dataset, load_dataset, save_run, 
 from gr_core.colours import LOSS_COLOUR, MRR_COLOUR
 from gr_core.errors import GRError
 from gr_core.models import MODELS
+from gr_core.runs import delete_run
 from pages.shared import (
     FLASH_KEY,
     METRICS,
@@ -440,11 +441,6 @@ def loss_figure(history: list[dict]) -> go.Figure | None:
     return figure
 
 
-def delete_run(path: Path) -> None:
-    """Delete a run folder and everything in it."""
-    shutil.rmtree(path)
-
-
 def ask_to_delete(name: str) -> None:
     """Button callback: show the confirmation for run ``name``."""
     st.session_state[DELETE_PENDING_KEY] = name
@@ -460,7 +456,7 @@ def confirm_delete(path: Path) -> None:
     st.session_state.pop(DELETE_PENDING_KEY, None)
     try:
         delete_run(path)
-    except OSError as error:
+    except (OSError, GRError) as error:
         st.session_state[DELETE_ERROR_KEY] = f"Could not delete {path}: {error}"
         return
     st.session_state.pop(SELECTED_RUN_KEY, None)

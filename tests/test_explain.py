@@ -199,3 +199,15 @@ def test_cli_table_and_errors(run_path, capsys):
 
     assert main(["explain", "--run", str(run_path), "--head", "usaa", "--relation", "embassy"]) == 2
     assert "unknown entity 'usaa'; did you mean 'usa'" in capsys.readouterr().err
+
+
+def test_only_keeps_chosen_categories_and_whole_paths(explainer):
+    explanation = explainer.explain("usa", "embassy", k=30)
+    assert explanation.paths, "the query should have two-hop paths"
+    kept = explanation.only(["two-hop path"])
+    assert kept.rows and all(row.category == "two-hop path" for row in kept.rows)
+    assert [row.rank for row in kept.rows] == [
+        row.rank for row in explanation.rows if row.category == "two-hop path"
+    ]
+    assert kept.paths == explanation.paths
+    assert explanation.only(["shared relation"]).paths == []

@@ -11,7 +11,7 @@ from gr_core import runs
 from gr_core.config import DEFAULT
 from gr_core.data import builtin_dataset_path, load_dataset
 from gr_core.errors import RunFormatError
-from gr_core.runs import RunExistsError, load_run, save_run
+from gr_core.runs import RunExistsError, delete_run, load_run, save_run
 from gr_core.training import train
 
 CONFIG = DEFAULT.replace(epochs=2, dim=8)
@@ -217,3 +217,14 @@ def test_hostile_names_survive_the_round_trip(tmp_path):
     run = load_run(path, dataset=dataset)
     assert run.entities == sorted(names)
     assert run.relations == ["r", "r<script>"]
+
+
+def test_delete_run_removes_only_run_folders(run_path, tmp_path):
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(RunFormatError, match="not a run; nothing deleted"):
+        delete_run(other)
+    assert (other / "keep.txt").exists()
+    delete_run(run_path)
+    assert not run_path.exists()
