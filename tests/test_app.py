@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, load_dataset, save_run, train
@@ -32,19 +31,6 @@ SMALL_GRAPH = {
     "valid.txt": b"ann\tknows\tben\n",
     "test.txt": b"ben\tlikes\tdee\n",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train on one torch thread while these tests run.
-
-    The models are tiny; on a two-core machine shared with another busy process,
-    OpenMP's spinning threads turned a 0.3 s training into 90 s.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 
 from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset, save_run, train
 
@@ -73,15 +72,10 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def runs_folder(tmp_path_factory):
-    """A runs folder with one Nations run (default preset), trained on one torch thread."""
+    """A runs folder with one Nations run (default preset)."""
     root = tmp_path_factory.mktemp("browser") / "runs"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model; spinning OpenMP threads only hurt on shared cores
-    try:
-        dataset = load_dataset("nations")
-        save_run(root / RUN, dataset, PRESETS["default"], train(dataset, PRESETS["default"]))
-    finally:
-        torch.set_num_threads(threads)
+    dataset = load_dataset("nations")
+    save_run(root / RUN, dataset, PRESETS["default"], train(dataset, PRESETS["default"]))
     return root
 
 
@@ -90,7 +84,7 @@ def server(runs_folder, tmp_path_factory):
     """Run the dashboard on a free port; yield its address; stop it afterwards."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "GR_RUNS_DIR": str(runs_folder), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "GR_RUNS_DIR": str(runs_folder)}
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.headless", "true",

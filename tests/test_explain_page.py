@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset, save_run, train
@@ -21,21 +20,8 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 VIS_DATA = re.compile(r"var (nodes|edges) = new vis\.DataSet\((.*?)\);\n")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train and explain on one torch thread while these tests run.
-
-    The models are tiny; on a two-core machine shared with another busy process,
-    OpenMP's spinning threads turned a 0.3 s training into 90 s.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def runs_folder(one_torch_thread, tmp_path_factory):
+def runs_folder(tmp_path_factory):
     """A runs folder holding one Nations run trained with the default preset."""
     root = tmp_path_factory.mktemp("explain") / "runs"
     dataset = load_dataset("nations")
