@@ -491,9 +491,14 @@ def retrain_with_progress(loaded: LoadedRun, head: str, relation: str, tail: str
     """Run the six retrainings behind a progress bar; return the checks, or None on error."""
     bar = st.progress(0.0, text="Retraining…")
 
-    def on_progress(done: int, total: int, name: str) -> None:
-        if done < total:
-            bar.progress(done / total, text=f"Retraining without {name} ({done} of {total} done)")
+    shown = -1
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal shown
+        percent = 100 * done // total
+        if percent != shown:  # one browser update per percent, not per step
+            shown = percent
+            bar.progress(percent / 100, text=f"Retraining six models together: {percent}%")
 
     try:
         run, dataset, explainer = loaded.run, loaded.dataset, loaded.explainer
