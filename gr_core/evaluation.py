@@ -7,6 +7,7 @@ Layout of ``--out DIR``::
     summary.json     {method: {"pd": %, "tc": %, "n": queries, "removed": mean}}
     table.md         Table 1 of the paper (PD / TC per method) and significance tests
     scatter.csv      GR-1: GR's predicted probability after removal against the retrained one
+    approximation.json  GR-1: Pearson r, mean absolute error, empirical Lipschitz constant
 
 Queries are processed in batches; after each batch its rows are appended and
 flushed, so an interrupted evaluation resumes where it stopped and finished
@@ -27,16 +28,23 @@ import torch
 
 from gr_core.errors import ConfigError, GRError
 from gr_core.explain import Explainer
-from gr_core.roar import DEFAULT_METHODS, Outcome, check_methods, evaluate, randomization_test
+from gr_core.roar import (
+    DEFAULT_METHODS,
+    Outcome,
+    approximation,
+    check_methods,
+    evaluate,
+    randomization_test,
+)
 from gr_core.roar import summarise as summarise_outcomes
 from gr_core.runs import load_run_with_dataset
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FIELDS = (
     "query", "head", "relation", "tail", "method", "removed", "probability_before",
-    "probability_after", "predicted_after", "top1_after", "pd", "tc",
+    "probability_after", "predicted_after", "top1_after", "weight_shift", "pd", "tc",
 )  # fmt: skip
 
 
@@ -157,7 +165,7 @@ def read_rows(path: Path) -> list[dict]:
 def _typed(raw: dict) -> dict:
     row = dict(raw)
     row["query"], row["removed"] = int(raw["query"]), int(raw["removed"])
-    for key in ("probability_before", "probability_after", "predicted_after"):
+    for key in ("probability_before", "probability_after", "predicted_after", "weight_shift"):
         row[key] = float(raw[key])
     row["pd"], row["tc"] = raw["pd"] == "True", raw["tc"] == "True"
     return row
@@ -176,7 +184,9 @@ def write_tables(out: Path) -> dict:
     summary = {m: summarise_outcomes(outcomes).get(m) for m in settings["methods"]}
     summary = {m: s for m, s in summary.items() if s is not None}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "table.md").write_text(_table(summary, outcomes, settings), encoding="utf-8")
+    fit = approximation(outcomes)
+    (out / "approximation.json").write_text(json.dumps(fit, indent=2) + "\n", encoding="utf-8")
+    (out / "table.md").write_text(_table(summary, outcomes, settings, fit), encoding="utf-8")
     with open(out / "scatter.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(("query", "predicted_after", "retrained_after", "before"))
@@ -187,7 +197,7 @@ def write_tables(out: Path) -> dict:
     return summary
 
 
-def _table(summary: dict, outcomes: list[Outcome], settings: dict) -> str:
+def _table(summary: dict, outcomes: list[Outcome], settings: dict, fit: dict) -> str:
     """Return Table 1 (PD / TC per method) and GR-vs-NH significance, as markdown."""
     methods = list(summary)
     lines = [
@@ -210,6 +220,13 @@ def _table(summary: dict, outcomes: list[Outcome], settings: dict) -> str:
             p_pd = randomization_test(*(list(x) for x in zip(*first[0], strict=True)))
             p_tc = randomization_test(*(list(x) for x in zip(*first[1], strict=True)))
             lines.append(f"| {a} vs {b} | {_p(p_pd)} | {_p(p_tc)} |")
+    if fit["n"] >= 2:
+        lines += [
+            "",
+            f"GR-1 approximation over {fit['n']} queries: Pearson r {fit['pearson']:.3f} between "
+            "GR's predicted and the retrained probability, mean absolute error "
+            f"{fit['mean_abs_error']:.4f}, empirical Lipschitz constant {fit['lipschitz']:.4f}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

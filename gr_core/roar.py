@@ -50,6 +50,7 @@ class Outcome:
     probability_after: float
     predicted_after: float  # GR's own estimate: Pr before minus the summed influences
     top1_after: str
+    weight_shift: float  # Euclidean distance of all retrained weights from the "before" ones
 
     @property
     def probability_dropped(self) -> bool:
@@ -131,6 +132,7 @@ def evaluate(
     models = train_stack(dataset, run.train_config.replace(ledger="off"), masks, epochs,
                          on_step=on_step)  # fmt: skip
 
+    base = models[0]
     outcomes = []
     for position, ((head, relation), (tail, _, sets)) in enumerate(
         zip(queries.tolist(), plans, strict=True)
@@ -153,9 +155,43 @@ def evaluate(
                     top1_after=explainer.entities[
                         explainer.best_unknown_tail(head, relation, after)
                     ],
+                    weight_shift=_distance(model, base),
                 )
             )
     return outcomes
+
+
+def _distance(model, other) -> float:
+    entity = (model.entity - other.entity).pow(2).sum()
+    relation = (model.relation - other.relation).pow(2).sum()
+    return float((entity + relation).sqrt())
+
+
+def approximation(outcomes: list[Outcome], method: str = "GR-1") -> dict:
+    """Return how well GR's predicted probability after removal matches retraining.
+
+    ``pearson``: correlation of GR's ``Pr before - influence`` with the retrained
+    probability over the queries (the paper's Figure 2). ``lipschitz``: the
+    empirical Lipschitz constant of the prediction in the weights,
+    ``max |Pr before - Pr retrained| / ||w - w_retrained||`` over the queries:
+    how far one removal can move a prediction per unit of weight change.
+    """
+    chosen = [o for o in outcomes if o.method == method]
+    if len(chosen) < 2:
+        return {"method": method, "n": len(chosen), "pearson": float("nan"),
+                "lipschitz": float("nan"), "mean_abs_error": float("nan")}  # fmt: skip
+    predicted = torch.tensor([o.predicted_after for o in chosen], dtype=torch.float64)
+    retrained = torch.tensor([o.probability_after for o in chosen], dtype=torch.float64)
+    drops = torch.tensor([abs(o.probability_before - o.probability_after) for o in chosen])
+    shifts = torch.tensor([o.weight_shift for o in chosen], dtype=torch.float64)
+    moved = shifts > 0
+    return {
+        "method": method,
+        "n": len(chosen),
+        "pearson": float(torch.corrcoef(torch.stack((predicted, retrained)))[0, 1]),
+        "lipschitz": float((drops[moved] / shifts[moved]).max()) if moved.any() else 0.0,
+        "mean_abs_error": float((predicted - retrained).abs().mean()),
+    }
 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, dict]:

@@ -7,7 +7,14 @@ from gr_core.config import DEFAULT
 from gr_core.errors import ConfigError
 from gr_core.explain import Explainer
 from gr_core.influence import tail_probabilities
-from gr_core.roar import Outcome, check_methods, evaluate, randomization_test, summarise
+from gr_core.roar import (
+    Outcome,
+    approximation,
+    check_methods,
+    evaluate,
+    randomization_test,
+    summarise,
+)
 from gr_core.runs import load_run_with_dataset, save_run
 from gr_core.training import train
 from gr_core.verify import retrain_without
@@ -37,6 +44,9 @@ def test_each_outcome_equals_a_single_retraining(evaluated):
         model = retrain_without(dataset, run.train_config, chosen, CONFIG.epochs)
         after = float(tail_probabilities(model, head, relation)[tail])
         assert outcome.probability_after == pytest.approx(after, abs=1e-5)
+        shift = torch.cat(((model.entity - run.model.entity).flatten(),
+                           (model.relation - run.model.relation).flatten())).norm()  # fmt: skip
+        assert outcome.weight_shift == pytest.approx(float(shift), rel=1e-4)
 
 
 def chosen_ids(explainer, head, relation, tail, outcome):
@@ -79,7 +89,7 @@ def test_gr_removes_probability_more_often_than_random(evaluated):
 
 def test_summary_counts_by_hand():
     def outcome(method, before, after, top):
-        return Outcome(0, "h", "r", "t", method, 1, before, after, before, top)
+        return Outcome(0, "h", "r", "t", method, 1, before, after, before, top, 1.0)
 
     outcomes = [
         outcome("GR-1", 0.5, 0.2, "x"),  # drop, change
@@ -91,6 +101,23 @@ def test_summary_counts_by_hand():
     assert summary["GR-1"] == {"pd": 50.0, "tc": 50.0, "n": 2, "removed": 1.0}
     assert summary["NH-1"]["pd"] == 50.0 and summary["NH-1"]["tc"] == 0.0
     assert list(summary) == ["GR-1", "NH-1"]
+
+
+def test_approximation_statistics_by_hand():
+    def outcome(predicted, after, shift):
+        return Outcome(0, "h", "r", "t", "GR-1", 1, 0.5, after, predicted, "t", shift)
+
+    outcomes = [outcome(0.1, 0.2, 2.0), outcome(0.2, 0.3, 1.0), outcome(0.4, 0.45, 0.5)]
+    fit = approximation(outcomes)
+    predicted, retrained = [0.1, 0.2, 0.4], [0.2, 0.3, 0.45]
+    mean_p, mean_r = sum(predicted) / 3, sum(retrained) / 3
+    covariance = sum((p - mean_p) * (r - mean_r) for p, r in zip(predicted, retrained, strict=True))
+    spread = (sum((p - mean_p) ** 2 for p in predicted)
+              * sum((r - mean_r) ** 2 for r in retrained)) ** 0.5  # fmt: skip
+    assert fit["pearson"] == pytest.approx(covariance / spread)
+    assert fit["lipschitz"] == pytest.approx(max(0.3 / 2.0, 0.2 / 1.0, 0.05 / 0.5))
+    assert fit["mean_abs_error"] == pytest.approx((0.1 + 0.1 + 0.05) / 3)
+    assert fit["n"] == 3
 
 
 def test_randomization_test_separates_different_methods():
