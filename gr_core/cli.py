@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m gr_core {datasets,train,info,explain,evaluate}``."""
+"""Command-line interface: ``python -m gr_core {datasets,train,info,explain,evaluate,figure}``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gr_core.data import BUILTIN_DATASETS, load_dataset
 from gr_core.errors import GRError
 from gr_core.evaluation import run_evaluation
 from gr_core.explain import METHODS, Explainer
+from gr_core.figures import approximation_figure
 from gr_core.roar import DEFAULT_METHODS
 from gr_core.runs import RunExistsError, load_run, load_run_with_dataset, save_run
 from gr_core.training import train
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_explain_parser(commands)
     _add_evaluate_parser(commands)
+    figure = commands.add_parser(
+        "figure",
+        help="draw GR-1's predicted against retrained probability (the paper's Figure 2)",
+        description="One scatter panel per evaluation folder: the probability GR predicts "
+        "after removing the top triple against the probability after retraining without it.",
+    )
+    figure.add_argument("evaluations", type=Path, nargs="+", help="evaluation folders")
+    figure.add_argument("--titles", nargs="+", help="panel titles (default: folder names)")
+    figure.add_argument("--out", type=Path, required=True, help="HTML file (works offline)")
+    figure.add_argument("--png", type=Path, help="also a PNG, drawn by /usr/bin/chromium")
     return parser
 
 
@@ -311,6 +322,40 @@ def command_evaluate(args) -> int:
     return 0
 
 
+def command_figure(args) -> int:
+    if args.titles and len(args.titles) != len(args.evaluations):
+        raise GRError(f"{len(args.titles)} titles for {len(args.evaluations)} evaluations")
+    missing = [str(f) for f in args.evaluations if not (f / "approximation.json").is_file()]
+    if missing:
+        raise GRError(f"not evaluation folders (no approximation.json): {', '.join(missing)}")
+    figure = approximation_figure(args.evaluations, args.titles)
+    figure.write_html(args.out, include_plotlyjs=True, full_html=True)
+    print(f"wrote {args.out}")
+    if args.png:
+        screenshot(args.out, args.png, figure.layout.width, figure.layout.height)
+        print(f"wrote {args.png}")
+    return 0
+
+
+def screenshot(html: Path, png: Path, width: int, height: int) -> None:
+    """Draw a local HTML file to PNG with Debian's chromium through Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise GRError("--png needs the playwright package (requirements-test.txt)") from None
+    if not Path("/usr/bin/chromium").exists():
+        raise GRError("--png needs /usr/bin/chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": int(width) + 20, "height": int(height) + 20})
+        page.goto(html.resolve().as_uri())
+        page.wait_for_selector(".main-svg")
+        page.screenshot(path=str(png))
+        browser.close()
+
+
 class _TqdmHandler(logging.Handler):
     """Write log lines above an active progress bar instead of through it."""
 
@@ -333,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": command_info,
         "explain": command_explain,
         "evaluate": command_evaluate,
+        "figure": command_figure,
     }
     try:
         return commands[args.command](args)

@@ -16,6 +16,7 @@ from gr_core.evaluation import (
     read_rows,
     run_evaluation,
 )
+from gr_core.figures import approximation_figure
 from gr_core.roar import summarise
 from gr_core.runs import save_run
 from gr_core.training import train
@@ -130,3 +131,21 @@ def test_summary_of_rows_matches_roar_summary(run_path, tmp_path):
     summary = run_evaluation(run_path, out, queries=3, methods=METHODS)
     outcomes = evaluation._outcomes(read_rows(out / "rows.csv"))
     assert summarise(outcomes) == summary
+
+
+def test_approximation_figure_and_command(run_path, tmp_path, capsys):
+    out = tmp_path / "eval"
+    run_evaluation(run_path, out, queries=3, methods=("GR-1", "NH-1"))
+    rows = [row for row in read_rows(out / "rows.csv") if row["method"] == "GR-1"]
+    figure = approximation_figure([out, out], ["first", "second"])
+    scatter = figure.data[0]
+    assert list(scatter.x) == [row["predicted_after"] for row in rows]
+    assert list(scatter.y) == [row["probability_after"] for row in rows]
+    assert len(figure.data) == 4  # points and diagonal per panel
+    fit = json.loads((out / "approximation.json").read_text())
+    assert f"r = {fit['pearson']:.3f}" in figure.layout.annotations[0].text
+
+    assert main(["figure", str(out), "--out", str(tmp_path / "f.html")]) == 0
+    assert "GR: Pr after removal" in (tmp_path / "f.html").read_text()
+    assert main(["figure", str(tmp_path), "--out", str(tmp_path / "g.html")]) == 2
+    assert "no approximation.json" in capsys.readouterr().err
