@@ -25,8 +25,7 @@ import torch
 
 from gr_core.config import PRESETS
 from gr_core.data import load_dataset
-from gr_core.models import model_width
-from gr_core.stack import DEFAULT_MEMORY_BUDGET, member_bytes, train_stack
+from gr_core.stack import DEFAULT_MEMORY_BUDGET, group_size, train_stack
 from gr_core.verify import retrain_without
 
 SIZES = (10, 100, 1000)
@@ -41,10 +40,8 @@ def removal_masks(members: int, num_train: int, fraction: float, seed: int) -> t
 
 
 def stack_groups(dataset, config, members: int) -> int:
-    """Return how many groups ``train_stack`` splits ``members`` into (its memory budget)."""
-    width = model_width(config.model, config.dim)
-    per_member = member_bytes(config, dataset.num_entities, dataset.num_relations, width)
-    group = max(1, min(members, DEFAULT_MEMORY_BUDGET // per_member))
+    """Return how many groups ``train_stack`` splits ``members`` into."""
+    group = group_size(dataset, config, members, DEFAULT_MEMORY_BUDGET)
     return -(-members // group)
 
 
