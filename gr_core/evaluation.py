@@ -74,7 +74,7 @@ def run_evaluation(
     queries: int | None = None,
     methods=DEFAULT_METHODS,
     seed: int = 0,
-    batch_queries: int = 50,
+    batch_queries: int = 200,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evaluate the run at ``run_path`` into folder ``out``; return the summary.
