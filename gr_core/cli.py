@@ -122,9 +122,9 @@ def _add_evaluate_parser(commands) -> None:
     evaluate.add_argument(
         "--batch-queries",
         type=int,
-        default=50,
+        default=200,
         metavar="N",
-        help="queries retrained together; finished batches survive an interruption (default: 50)",
+        help="queries retrained together; finished batches survive an interruption (default: 200)",
     )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
