@@ -1,6 +1,5 @@
 """Gradient rollback for knowledge-graph embeddings: train, record, explain."""
 
-from gr_core import _threads  # noqa: F401  (must run before torch is imported)
 from gr_core.config import PRESETS, TrainConfig
 from gr_core.data import BUILTIN_DATASETS, Dataset, load_dataset
 from gr_core.explain import Explainer, Prediction

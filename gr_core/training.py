@@ -26,6 +26,7 @@ from gr_core.losses import batch_gradients
 from gr_core.metrics import TailFilter, evaluate
 from gr_core.models import KGEModel, build_model, model_width
 from gr_core.optim import build_optimizer
+from gr_core.threads import step_work, threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,26 @@ def train(
         total_steps,
     )
 
+    work = step_work(config.batch_size, dataset.num_entities, trainer.model.width)
+    with threads_for(work):
+        history, best = _run_epochs(trainer, dataset, tail_filter, total_steps, on_epoch, on_step)
+
+    model, ledger, epoch = trainer.model, trainer.ledger, len(history)
+    kept_epoch = epoch
+    if best is not None:
+        _, kept_epoch, model, ledger = best
+    metrics = {
+        "valid": evaluate(model, dataset.valid, tail_filter),
+        "test": evaluate(model, dataset.test, tail_filter),
+    }
+    seconds = time.perf_counter() - started
+    logger.info("done in %.1f s: test mrr %.3f", seconds, metrics["test"]["mrr"])
+    return TrainResult(model, ledger, history, metrics, epoch, kept_epoch, seconds)
+
+
+def _run_epochs(trainer: Trainer, dataset, tail_filter, total_steps, on_epoch, on_step):
+    """Train epoch by epoch; return the history and the best (MRR, epoch, model, ledger)."""
+    config = trainer.config
     history, best = [], None
     done = checks_without_gain = 0
     for epoch in range(1, config.epochs + 1):
@@ -253,17 +274,7 @@ def train(
                 if checks_without_gain >= config.early_stopping_patience:
                     logger.info("early stop after epoch %d; keeping epoch %d", epoch, best[1])
                     break
-
-    model, ledger, kept_epoch = trainer.model, trainer.ledger, epoch
-    if best is not None:
-        _, kept_epoch, model, ledger = best
-    metrics = {
-        "valid": evaluate(model, dataset.valid, tail_filter),
-        "test": evaluate(model, dataset.test, tail_filter),
-    }
-    seconds = time.perf_counter() - started
-    logger.info("done in %.1f s: test mrr %.3f", seconds, metrics["test"]["mrr"])
-    return TrainResult(model, ledger, history, metrics, epoch, kept_epoch, seconds)
+    return history, best
 
 
 def _clone(ledger: Ledger | None) -> Ledger | None:

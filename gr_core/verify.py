@@ -20,6 +20,7 @@ from gr_core.explain import Explainer
 from gr_core.influence import tail_probabilities
 from gr_core.models import KGEModel
 from gr_core.stack import train_stack
+from gr_core.threads import step_work, threads_for
 from gr_core.training import Trainer
 
 REMOVAL_SETS = ("GR-1", "GR-10", "GR-ALL", "NH-1", "NH-10", "NH-ALL")
@@ -77,11 +78,12 @@ def retrain_without(
         dataset.train, dataset.num_entities, dataset.num_relations,
         config.replace(ledger="off"), removed=removed,
     )  # fmt: skip
-    for _ in range(epochs):
-        for rows in trainer.epoch_batches():
-            trainer.step(rows)
-            if on_step:
-                on_step()
+    with threads_for(step_work(config.batch_size, dataset.num_entities, trainer.model.width)):
+        for _ in range(epochs):
+            for rows in trainer.epoch_batches():
+                trainer.step(rows)
+                if on_step:
+                    on_step()
     return trainer.model
 
 

@@ -1,9 +1,5 @@
 """Shared pytest settings and fixtures: a tiny named graph, Nations, seeded models."""
 
-# isort: off
-from gr_core import _threads  # noqa: F401  (passive OpenMP waiting: must precede torch)
-
-# isort: on
 from types import SimpleNamespace
 
 import pytest
