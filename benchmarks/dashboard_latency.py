@@ -28,14 +28,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, load_dataset, save_run, train
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
 GRAPH_FRAME = 'iframe[title="Graph of the explanation\'s triples"]'
 
 
@@ -70,7 +66,7 @@ def browser_seconds(url: str, run: str, relation: str, heads: list[str]):
 
     picked, linked = [], []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1200})
         for head in heads:  # the first load warms the server's caches and is not counted
             started = time.perf_counter()
@@ -131,7 +127,7 @@ def main() -> None:
 
         print(f"{'data set':<9} {'AppTest median s':>17} {'max s':>7} "
               f"{'picked median s':>16} {'max s':>7} {'link median s':>14}")  # fmt: skip
-        server, url = start_server(runs) if Path(CHROMIUM).exists() else (None, None)
+        server, url = start_server(runs) if CHROMIUM.exists() else (None, None)
         try:
             for name, relation, heads in cases:
                 script = apptest_seconds(name, relation, heads)

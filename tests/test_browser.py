@@ -21,20 +21,11 @@ from pathlib import Path
 import pytest
 
 from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset, save_run, train
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 RUN = "nations-distmult"
 QUERY = {"head": "usa", "relation": "embassy", "k": 5, "method": "gr"}
 START_SECONDS = 60

@@ -16,8 +16,8 @@ from gr_core.graph import PREDICTION_KEY, explanation_graph
 from gr_core.render import graph_html
 from gr_core.runs import load_run_with_dataset, save_run
 from gr_core.training import train
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "</script><script>alert(2)</script>"
@@ -252,17 +252,6 @@ def test_parallel_edges_bend_apart():
     assert all(edge["smooth"]["enabled"] for edge in between)
 
 
-BROWSER_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
-
-
 @pytest.fixture(scope="module")
 def browser():
     """A headless chromium; the test using it is skipped where Debian's chromium is missing."""
@@ -271,7 +260,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_FLAGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
