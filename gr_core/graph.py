@@ -43,14 +43,21 @@ def entity_role(explanation: Explanation, entity: int, vias: set[int]) -> str:
     return "via" if entity in vias else "other"
 
 
-def explanation_graph(explanation: Explanation) -> nx.MultiDiGraph:
+def explanation_graph(
+    explanation: Explanation,
+    entity_labels: dict[str, str] | None = None,
+    relation_labels: dict[str, str] | None = None,
+) -> nx.MultiDiGraph:
     """Build the graph of an explanation: its triples and the predicted link.
 
     Graph attributes: ``method``, ``probability`` and ``query`` (head, relation,
     tail ids). Node attributes: ``name`` and ``role``. Row edges carry
     ``relation``, ``relation_name``, ``influence``, ``probability_after``,
-    ``category``, ``rank`` and ``predicted=False``.
+    ``category``, ``rank`` and ``predicted=False``. ``entity_labels`` and
+    ``relation_labels`` map data-file names to what the graph shows (readable
+    labels, such as FB15k-237's names for its MIDs); names they lack stay.
     """
+    entity_labels, relation_labels = entity_labels or {}, relation_labels or {}
     graph = nx.MultiDiGraph(
         method=explanation.method,
         probability=explanation.probability,
@@ -61,7 +68,8 @@ def explanation_graph(explanation: Explanation) -> nx.MultiDiGraph:
     vias = {path.via for path in explanation.paths}
     vias.update(row.via for row in explanation.rows if row.via is not None)
     for entity, name in entity_names(explanation).items():
-        graph.add_node(entity, name=name, role=entity_role(explanation, entity, vias))
+        role = entity_role(explanation, entity, vias)
+        graph.add_node(entity, name=entity_labels.get(name, name), role=role)
 
     for row in explanation.rows:
         graph.add_edge(
@@ -69,7 +77,7 @@ def explanation_graph(explanation: Explanation) -> nx.MultiDiGraph:
             row.tail,
             key=row.triple_index,
             relation=row.relation,
-            relation_name=row.relation_name,
+            relation_name=relation_labels.get(row.relation_name, row.relation_name),
             influence=row.influence,
             probability_after=row.probability_after,
             category=row.category,
@@ -82,7 +90,7 @@ def explanation_graph(explanation: Explanation) -> nx.MultiDiGraph:
         explanation.tail,
         key=PREDICTION_KEY,
         relation=explanation.relation,
-        relation_name=explanation.relation_name,
+        relation_name=relation_labels.get(explanation.relation_name, explanation.relation_name),
         probability=explanation.probability,
         category="prediction",
         predicted=True,

@@ -447,7 +447,8 @@ def summary_ui(explanation: Explanation, shown: int) -> None:
 def explanation_ui(explanation: Explanation, loaded: LoadedRun) -> tuple[pd.DataFrame, str]:
     """Draw the graph and the table of the explanation; return both for the downloads."""
     table = explanation_table(explanation, loaded)
-    html = graph_html(explanation_graph(explanation), height=GRAPH_HEIGHT)
+    graph = explanation_graph(explanation, loaded.entity_labels, loaded.relation_labels)
+    html = graph_html(graph, height=GRAPH_HEIGHT)
     if not explanation.rows:
         st.info("No triple of the chosen categories is in this explanation.")
     st.iframe(html, height=GRAPH_HEIGHT + 6, alt="Graph of the explanation's triples")

@@ -132,3 +132,13 @@ def test_hostile_names_are_stored_unchanged():
     graph = explanation_graph(explanation(rows, names=names))
     assert graph.nodes[3]["name"] == HOSTILE
     assert graph.nodes[5]["name"] == HOSTILE + "&amp;"
+
+
+def test_labels_replace_data_file_names_in_the_graph():
+    row = ExplanationRow(1, 7, 0, 0, 1, "/m/01", "/r/x", "/m/02", 0.5, 0.1, "head-tail link")
+    explanation = Explanation("gr", 0, 0, 1, "/m/01", "/r/x", "/m/02", 0.6, 3, [row])
+    graph = explanation_graph(explanation, {"/m/01": "Paris", "/m/02": "France"}, {"/r/x": "in"})
+    assert graph.nodes[0]["name"] == "Paris" and graph.nodes[1]["name"] == "France"
+    assert {data["relation_name"] for *_, data in graph.edges(data=True)} == {"in"}
+    plain = explanation_graph(explanation)
+    assert plain.nodes[0]["name"] == "/m/01"
