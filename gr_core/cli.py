@@ -7,6 +7,8 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,7 +19,7 @@ from gr_core.data import BUILTIN_DATASETS, load_dataset
 from gr_core.errors import GRError
 from gr_core.evaluation import run_evaluation
 from gr_core.explain import METHODS, Explainer
-from gr_core.figures import approximation_figure
+from gr_core.figures import approximation_figure, html_to_png
 from gr_core.loo import ESTIMATES, leave_one_out, summarise_loo
 from gr_core.roar import DEFAULT_METHODS
 from gr_core.runs import RunExistsError, load_run, load_run_with_dataset, save_run
@@ -214,6 +216,23 @@ def _add_train_parser(commands) -> None:
         )
 
 
+@contextmanager
+def step_progress(hidden: bool) -> Iterator[Callable[[int, int], None]]:
+    """Yield an ``on_step(done, total)`` callback that drives one progress bar.
+
+    A count that goes back (a new batch of an evaluation) starts the bar again.
+    """
+    with tqdm(total=1, unit="step", disable=hidden, dynamic_ncols=True) as bar:
+
+        def on_step(done: int, total: int) -> None:
+            if done < bar.n:
+                bar.reset()
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield on_step
+
+
 def command_datasets(args) -> int:
     print(f"{'name':<10} {'entities':>9} {'relations':>9} {'train':>8} {'valid':>7} {'test':>7}")
     for name in BUILTIN_DATASETS:
@@ -238,12 +257,7 @@ def command_train(args) -> int:
         raise RunExistsError(f"run folder {out} already exists; pass --overwrite or another --out")
     device = _resolve_device(args.device)
 
-    with tqdm(total=1, unit="step", disable=args.no_progress, dynamic_ncols=True) as bar:
-
-        def on_step(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with step_progress(args.no_progress) as on_step:
         result = train(dataset, config, device=device, on_step=on_step)
     path = save_run(out, dataset, config, result, overwrite=args.overwrite)
 
@@ -320,14 +334,7 @@ def command_explain(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    with tqdm(total=1, unit="step", disable=args.no_progress, dynamic_ncols=True) as bar:
-
-        def on_step(done: int, total: int) -> None:
-            if done < bar.n:
-                bar.reset()
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with step_progress(args.no_progress) as on_step:
         summary = run_evaluation(
             args.run, args.out, queries=args.queries, methods=args.methods, seed=args.seed,
             batch_queries=args.batch_queries, on_step=on_step,
@@ -343,12 +350,7 @@ def command_evaluate(args) -> int:
 def command_loo(args) -> int:
     run, dataset = load_run_with_dataset(args.run)
     queries = dataset.test[: args.queries, :2]
-    with tqdm(total=1, unit="step", disable=args.no_progress, dynamic_ncols=True) as bar:
-
-        def on_step(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with step_progress(args.no_progress) as on_step:
         records = leave_one_out(run, dataset, Explainer(run, dataset), queries, on_step=on_step)
     summary = summarise_loo(records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -374,28 +376,9 @@ def command_figure(args) -> int:
     figure.write_html(args.out, include_plotlyjs=True, full_html=True)
     print(f"wrote {args.out}")
     if args.png:
-        screenshot(args.out, args.png, figure.layout.width, figure.layout.height)
+        html_to_png(args.out, args.png, figure.layout.width, figure.layout.height)
         print(f"wrote {args.png}")
     return 0
-
-
-def screenshot(html: Path, png: Path, width: int, height: int) -> None:
-    """Draw a local HTML file to PNG with Debian's chromium through Playwright."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        raise GRError("--png needs the playwright package (requirements-test.txt)") from None
-    if not Path("/usr/bin/chromium").exists():
-        raise GRError("--png needs /usr/bin/chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
-        )
-        page = browser.new_page(viewport={"width": int(width) + 20, "height": int(height) + 20})
-        page.goto(html.resolve().as_uri())
-        page.wait_for_selector(".main-svg")
-        page.screenshot(path=str(png))
-        browser.close()
 
 
 class _TqdmHandler(logging.Handler):

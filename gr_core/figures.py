@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gr_core.colours import METHOD_COLOURS, TEXT_COLOUR
+from gr_core.errors import GRError
 from gr_core.evaluation import read_rows
 
 
@@ -55,3 +56,22 @@ def approximation_figure(folders: list[Path], titles: list[str] | None = None) -
     figure.update_layout(height=380, width=320 * len(folders) + 80, template="plotly_white",
                          margin={"t": 80, "b": 50, "l": 60, "r": 20})  # fmt: skip
     return figure
+
+
+def html_to_png(html: Path, png: Path, width: int, height: int) -> None:
+    """Draw a local HTML file to PNG with Debian's chromium through Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise GRError("--png needs the playwright package (requirements-test.txt)") from None
+    if not Path("/usr/bin/chromium").exists():
+        raise GRError("--png needs /usr/bin/chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": int(width) + 20, "height": int(height) + 20})
+        page.goto(html.resolve().as_uri())
+        page.wait_for_selector(".main-svg")
+        page.screenshot(path=str(png))
+        browser.close()
