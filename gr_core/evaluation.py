@@ -5,7 +5,8 @@ Layout of ``--out DIR``::
     evaluation.json  what is evaluated: run, data hash, methods, seed, queries
     rows.csv         one row per (query, method), appended as batches finish
     summary.json     {method: {"pd": %, "tc": %, "n": queries, "removed": mean}}
-    table.md         Table 1 of the paper (PD / TC per method) and significance tests
+    table.md         Table 1 of the paper (PD / TC per method), Table 2 (by k) when
+                     a method family is run at several k, and significance tests
     scatter.csv      GR-1: GR's predicted probability after removal against the retrained one
     approximation.json  GR-1: Pearson r, mean absolute error, empirical Lipschitz constant
 
@@ -38,6 +39,7 @@ from gr_core.roar import (
 )
 from gr_core.roar import summarise as summarise_outcomes
 from gr_core.runs import load_run_with_dataset
+from gr_core.stack import DEFAULT_MEMORY_BUDGET, stack_steps
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +83,8 @@ def run_evaluation(
 
     Resumes a previous evaluation with the same settings in ``out``.
     """
-    methods = check_methods(methods)
     run, dataset = load_run_with_dataset(run_path)
+    methods = check_methods(methods, run.train_config.loss)
     explainer = Explainer(run, dataset)
     chosen = choose_queries(dataset, queries, seed)
     out = Path(out)
@@ -101,10 +103,31 @@ def run_evaluation(
     batches = [todo[i : i + batch_queries] for i in range(0, len(todo), batch_queries)]
     if todo:
         logger.info("%d of %d queries to evaluate", len(todo), len(chosen))
-    for batch in batches:
-        outcomes = evaluate(run, dataset, explainer, chosen[batch], methods, seed, on_step, batch)
+    progress = _batch_progress(run, dataset, [len(b) * len(methods) for b in batches], on_step)
+    for batch, batch_step in zip(batches, progress, strict=True):
+        outcomes = evaluate(run, dataset, explainer, chosen[batch], methods, seed, batch_step,
+                            batch)  # fmt: skip
         _append_rows(out / "rows.csv", outcomes)
     return write_tables(out)
+
+
+def _batch_progress(run, dataset, removals: list[int], on_step) -> list:
+    """Return one ``on_step`` per batch that reports progress over all batches.
+
+    ``removals`` holds each batch's number of retrainings; each batch's stack
+    also trains one model with nothing removed.
+    """
+    if on_step is None:
+        return [None] * len(removals)
+    config = run.train_config.replace(ledger="off")
+    epochs = run.config["result"]["kept_epoch"]
+    steps = [stack_steps(dataset, config, 1 + n, epochs, DEFAULT_MEMORY_BUDGET) for n in removals]
+    total, offsets = sum(steps), [sum(steps[:i]) for i in range(len(steps))]
+
+    def reporter(offset: int):
+        return lambda done, _: on_step(offset + done, total)
+
+    return [reporter(offset) for offset in offsets]
 
 
 def _prepare(out: Path, settings: dict, num_methods: int) -> set[int]:
@@ -210,11 +233,18 @@ def _table(summary: dict, outcomes: list[Outcome], settings: dict, fit: dict) ->
         "| n | " + " | ".join(str(summary[m]["n"]) for m in methods) + " |",
         "| removed (mean) | " + " | ".join(f"{summary[m]['removed']:.1f}" for m in methods) + " |",
     ]
-    pairs = [(m, "NH-" + m.split("-", 1)[1]) for m in methods if m.startswith("GR-")]
-    pairs = [(a, b) for a, b in pairs if b in summary and a.count("-") == 1]
+    lines += _table_by_k(summary)
+    pairs = [
+        (method, f"{baseline}-{method[3:]}")
+        for method in methods
+        if method.startswith("GR-") and method.count("-") == 1
+        for baseline in ("NH", "CRIAGE", "GR-O")
+        if f"{baseline}-{method[3:]}" in summary
+    ]
     if pairs:
-        lines += ["", "Approximate randomization test, GR against NH (p-values, 10,000 trials):",
-                  "", "| pair | PD p | TC p |", "|---|---|---|"]  # fmt: skip
+        lines += ["", "Approximate randomization test, GR against the baselines "
+                  "(p-values, 10,000 trials):", "", "| pair | PD p | TC p |",
+                  "|---|---|---|"]  # fmt: skip
         for a, b in pairs:
             first = _paired(outcomes, a, b)
             p_pd = randomization_test(*(list(x) for x in zip(*first[0], strict=True)))
@@ -228,6 +258,26 @@ def _table(summary: dict, outcomes: list[Outcome], settings: dict, fit: dict) ->
             f"{fit['mean_abs_error']:.4f}, empirical Lipschitz constant {fit['lipschitz']:.4f}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _table_by_k(summary: dict) -> list[str]:
+    """Return the paper's Table 2 layout (PD / TC per family and k) when two k's are there."""
+    by_family: dict[str, dict[int, dict]] = {}
+    for method, values in summary.items():
+        family, size = method.rsplit("-", 1)
+        if size.isdigit():
+            by_family.setdefault(family, {})[int(size)] = values
+    sizes = sorted({k for ks in by_family.values() for k in ks})
+    if len(sizes) < 2:
+        return []
+    lines = ["", "PD % / TC % by the number k of removed triples:", "",
+             "| method | " + " | ".join(f"k = {k}" for k in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]  # fmt: skip
+    for family, values in by_family.items():
+        cells = [f"{values[k]['pd']:.1f} / {values[k]['tc']:.1f}" if k in values else "-"
+                 for k in sizes]  # fmt: skip
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _paired(outcomes, first: str, second: str):

@@ -13,6 +13,8 @@ Methods: ``gr`` (GR-k: the k most influential neighbours), ``all-positive``
 (GR-ALL: every neighbour with a positive influence), ``gr-o`` (GR-O: only
 neighbours whose tail is the predicted tail, the candidate set of CRIAGE) and
 ``first-order`` (ranked by ``grad Pr . gamma`` instead of the exact rollback).
+The baseline ``criage`` (runs trained with a sigmoid only) ranks the same
+candidates as ``gr-o`` by CRIAGE's estimate instead of the ledger.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 import torch
 
 from gr_core.categories import categorise
+from gr_core.criage import check_sigmoid, criage_influence
 from gr_core.errors import ConfigError, GRError, UnknownNameError
 from gr_core.explanation import Explanation, ExplanationRow, Path
 from gr_core.influence import first_order_influence, rollback_probabilities, tail_probabilities
 from gr_core.metrics import TailFilter
 from gr_core.neighbours import NeighbourhoodIndex
 
-METHODS = ("gr", "gr-o", "first-order", "all-positive")
+METHODS = ("gr", "gr-o", "first-order", "all-positive", "criage")
 
 
 class NoLedgerError(GRError):
@@ -55,6 +58,7 @@ class Explainer:
                 f"run {run.path} has no ledger; train it again with --ledger gradient"
             )
         self.model, self.ledger = run.model, run.ledger
+        self.loss = run.train_config.loss
         self.train_triples = dataset.train
         self.entities, self.relations = list(dataset.entities), list(dataset.relations)
         self.dataset = dataset
@@ -131,6 +135,8 @@ class Explainer:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
+        if method == "criage":
+            check_sigmoid(self.loss)
         head, relation = self.entity_id(head), self.relation_id(relation)
         probabilities = tail_probabilities(self.model, head, relation).cpu()
         if tail is None:
@@ -140,7 +146,7 @@ class Explainer:
         probability = float(probabilities[tail])
 
         candidates = self.index.neighbours(*query)
-        if method == "gr-o":
+        if method in ("gr-o", "criage"):
             candidates = candidates[self.train_triples[candidates, 2] == tail]
         influence, after = self._influence(candidates, query, method, probability, chunk_size)
 
@@ -165,6 +171,10 @@ class Explainer:
         if method == "first-order":
             influence = first_order_influence(*args).cpu().double()
             return influence, probability - influence
+        if method == "criage":
+            after = criage_influence(self.model, self.train_triples, candidates, query)[1]
+            after = after.cpu().double()
+            return probability - after, after
         after = rollback_probabilities(*args, chunk_size=chunk_size).cpu().double()
         return probability - after, after
 

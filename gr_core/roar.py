@@ -16,7 +16,8 @@ run's own model exactly).
 Methods: ``GR-k`` (the k most influential neighbours), ``GR-ALL`` (every
 neighbour with positive influence), ``GR-O-k`` (GR among neighbours ending in
 ``t``), ``FO-k`` (first-order GR), and the baselines ``NH-k`` (k random
-neighbours) and ``NH-ALL`` (as many random neighbours as GR-ALL removes).
+neighbours), ``NH-ALL`` (as many random neighbours as GR-ALL removes) and
+``CRIAGE-k`` (Pezeshkpour et al. 2019, sigmoid runs only; see ``criage.py``).
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from gr_core.criage import check_sigmoid
 from gr_core.errors import ConfigError
 from gr_core.explain import Explainer
 from gr_core.influence import tail_probabilities
 from gr_core.stack import train_stack
 
 DEFAULT_METHODS = ("GR-1", "GR-10", "GR-ALL", "NH-1", "NH-10", "NH-ALL")
-_METHOD = re.compile(r"^(GR|NH|GR-O|FO)-(\d+|ALL)$")
+# The paper's Table 2 (sigmoid runs): each family at k = 1, 3, 5, 10.
+TABLE2_METHODS = tuple(
+    f"{family}-{k}" for family in ("NH", "CRIAGE", "GR-O", "GR") for k in (1, 3, 5, 10)
+)
+FIXED_SIZE_ONLY = ("GR-O-ALL", "FO-ALL", "CRIAGE-ALL")
+KINDS = {"GR-O": "gr-o", "FO": "first-order", "CRIAGE": "criage"}
+_METHOD = re.compile(r"^(GR|NH|GR-O|FO|CRIAGE)-(\d+|ALL)$")
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,22 @@ class Outcome:
         return {**asdict(self), "pd": self.probability_dropped, "tc": self.top1_changed}
 
 
-def check_methods(methods) -> tuple[str, ...]:
-    """Validate method names such as GR-1, NH-ALL, GR-O-3, FO-10."""
+def check_methods(methods, loss: str | None = None) -> tuple[str, ...]:
+    """Validate method names such as GR-1, NH-ALL, GR-O-3, FO-10, CRIAGE-5.
+
+    With the run's ``loss``, also check that CRIAGE can be used (sigmoid runs).
+    """
+    if not methods:
+        raise ConfigError("choose at least one method")
     for method in methods:
-        if not _METHOD.match(method) or method.startswith(("GR-O-ALL", "FO-ALL")):
+        size = method.rsplit("-", 1)[-1]
+        if not _METHOD.match(method) or size == "0" * len(size) or method in FIXED_SIZE_ONLY:
             raise ConfigError(
-                f"unknown method {method!r}; use GR-k, NH-k, GR-ALL, NH-ALL, GR-O-k or FO-k"
+                f"unknown method {method!r}; use GR-k, NH-k, GR-ALL, NH-ALL, GR-O-k, "
+                "FO-k or CRIAGE-k (k at least 1)"
             )
+        if loss is not None and method.startswith("CRIAGE"):
+            check_sigmoid(loss)
     return tuple(methods)
 
 
@@ -91,8 +108,8 @@ def removal_sets(explainer: Explainer, head: int, relation: int, methods, seed: 
         elif family == "NH":
             chosen, estimate = shuffled[:count], float("nan")
         else:
-            kind = "gr-o" if family == "GR-O" else "first-order"
-            rows = explainer.explain(head, relation, ranked.tail, method=kind, k=count).rows
+            rows = explainer.explain(head, relation, ranked.tail, method=KINDS[family],
+                                     k=count).rows  # fmt: skip
             chosen = torch.tensor([row.triple_index for row in rows], dtype=torch.int64)
             estimate = sum(row.influence for row in rows)
         sets[method] = (chosen, ranked.probability - estimate)
@@ -116,7 +133,7 @@ def evaluate(
     ``numbers`` (default 0..n-1) name the queries in the outcomes and seed their
     random baselines, so a query draws the same baseline in any batch.
     """
-    methods = check_methods(methods)
+    methods = check_methods(methods, run.train_config.loss)
     numbers = list(range(len(queries))) if numbers is None else list(numbers)
     plans = [
         removal_sets(explainer, int(head), int(relation), methods, seed + number)

@@ -90,8 +90,14 @@ class StackTrainer:
         removed: torch.Tensor,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        order_seed: int | None = None,
     ):
-        """``removed`` (K, num_train) bool: member k leaves out the triples marked in row k."""
+        """``removed`` (K, num_train) bool: member k leaves out the triples marked in row k.
+
+        ``order_seed`` draws the batch order from another seed while keeping the
+        initial weights and negatives of ``config.seed``: retraining noise that
+        comes from the order of the data alone.
+        """
         self.config, self.device = config, torch.device(device)
         self.members = removed.shape[0]
         self.kept = ~removed.to(torch.bool).cpu()
@@ -123,6 +129,8 @@ class StackTrainer:
             self.candidates = negatives.to(self.device)
         self.entity_grad = torch.zeros_like(self.entity)
         self.relation_grad = torch.zeros_like(self.relation)
+        if order_seed is not None:
+            self.generator = torch.Generator().manual_seed(order_seed)
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """Return this epoch's batches, as ``Trainer`` draws them (before any removal)."""
@@ -215,6 +223,13 @@ def group_size(dataset, config: TrainConfig, members: int, memory_budget: int) -
     return max(1, min(members, memory_budget // per_member, WORKING_SET // per_step))
 
 
+def stack_steps(dataset, config: TrainConfig, members: int, epochs: int, memory_budget: int) -> int:
+    """Return how many steps ``train_stack`` takes for ``members`` retrainings."""
+    group = group_size(dataset, config, members, memory_budget)
+    steps_per_group = epochs * -(-len(dataset.train) // config.batch_size)
+    return steps_per_group * -(-members // group)
+
+
 def train_stack(
     dataset,
     config: TrainConfig,
@@ -223,24 +238,24 @@ def train_stack(
     *,
     device: str | torch.device = "cpu",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    order_seed: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[KGEModel]:
     """Retrain ``config`` once per row of ``removed`` (K, num_train); return K models.
 
     Members are trained in groups that fit ``memory_budget`` bytes. ``epochs``
-    defaults to ``config.epochs``. ``on_step(done, total)`` counts steps over all
-    groups.
+    defaults to ``config.epochs``. ``order_seed``: see ``StackTrainer``.
+    ``on_step(done, total)`` counts steps over all groups.
     """
     epochs = config.epochs if epochs is None else epochs
     group = group_size(dataset, config, len(removed), memory_budget)
-    steps_per_group = epochs * -(-len(dataset.train) // config.batch_size)
-    total = steps_per_group * -(-len(removed) // group)
+    total = stack_steps(dataset, config, len(removed), epochs, memory_budget)
 
     models, done = [], 0
     for start in range(0, len(removed), group):
         stack = StackTrainer(
             dataset.train, dataset.num_entities, dataset.num_relations, config,
-            removed[start : start + group], device,
+            removed[start : start + group], device, order_seed=order_seed,
         )  # fmt: skip
         for _ in range(epochs):
             for rows in stack.epoch_batches():

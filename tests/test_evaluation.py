@@ -18,7 +18,7 @@ from gr_core.evaluation import (
 )
 from gr_core.figures import approximation_figure
 from gr_core.roar import summarise
-from gr_core.runs import save_run
+from gr_core.runs import load_run_with_dataset, save_run
 from gr_core.training import train
 
 CONFIG = DEFAULT.replace(epochs=5, dim=16)
@@ -149,3 +149,16 @@ def test_approximation_figure_and_command(run_path, tmp_path, capsys):
     assert "GR: Pr after removal" in (tmp_path / "f.html").read_text()
     assert main(["figure", str(tmp_path), "--out", str(tmp_path / "g.html")]) == 2
     assert "no approximation.json" in capsys.readouterr().err
+
+
+def test_progress_spans_every_batch(run_path, tmp_path):
+    reports = []
+    run_evaluation(run_path, tmp_path / "eval", queries=5, methods=METHODS, batch_queries=2,
+                   on_step=lambda done, total: reports.append((done, total)))  # fmt: skip
+    totals = {total for _, total in reports}
+    assert len(totals) == 1  # one bar for the three batches
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[-1] == totals.pop()
+    num_train = len(load_run_with_dataset(run_path)[1].train)
+    steps_per_stack = CONFIG.epochs * -(-num_train // CONFIG.batch_size)
+    assert done[-1] == 3 * steps_per_stack  # batches of 2, 2 and 1 queries, one group each

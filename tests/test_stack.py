@@ -1,5 +1,7 @@
 """A stack member must end where the same model trained alone without its triples ends."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -85,3 +87,25 @@ def test_groups_split_by_the_memory_budget(nations):
     for a, b in zip(grouped, whole, strict=True):
         torch.testing.assert_close(a.entity, b.entity)
     assert steps[-1][0] == steps[-1][1] == 2 * 13  # two groups of 13 steps
+
+
+def test_order_seed_changes_only_the_batch_order(tiny_graph):
+    config = TrainConfig(dim=3, epochs=2, batch_size=len(tiny_graph.triples), optimizer="sgd",
+                         learning_rate=0.1)  # fmt: skip
+    args = (tiny_graph.triples, tiny_graph.num_entities, tiny_graph.num_relations)
+    removed = torch.zeros(1, len(tiny_graph.triples), dtype=torch.bool)
+    same = together(*args, config, removed)[0]
+
+    # One batch holds every triple: the order cannot matter, so the weights must agree.
+    stack = StackTrainer(*args, config, removed, dtype=torch.float64, order_seed=7)
+    for _ in range(config.epochs):
+        for rows in stack.epoch_batches():
+            stack.step(rows)
+    assert torch.allclose(stack.models()[0].entity, same.entity, atol=1e-12)
+
+    # Batches of one: another order gives another model.
+    single, dataset = config.replace(batch_size=1), SimpleNamespace(train=args[0])
+    dataset.num_entities, dataset.num_relations = args[1:]
+    first = train_stack(dataset, single, removed)[0]
+    other = train_stack(dataset, single, removed, order_seed=7)[0]
+    assert not torch.allclose(first.entity, other.entity)
