@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the first N test triples' queries (default: every test triple)",
     )
     loo.add_argument(
+        "--orders",
+        type=int,
+        default=1,
+        metavar="R",
+        help="average each true drop over R batch orders to shrink retraining noise "
+        "(R times the retrainings; default: 1)",
+    )
+    loo.add_argument(
         "--compare-ledger",
         choices=("gradient", "paper"),
         help="also score GR with this ledger mode, recorded by training the run's setup again",
@@ -362,7 +370,7 @@ def command_loo(args) -> int:
             ledgers[args.compare_ledger] = ledger_of_mode(run, dataset, args.compare_ledger,
                                                           on_step)  # fmt: skip
         records = leave_one_out(run, dataset, Explainer(run, dataset), queries,
-                                ledgers=ledgers, on_step=on_step)  # fmt: skip
+                                ledgers=ledgers, orders=args.orders, on_step=on_step)  # fmt: skip
     summary = summarise_loo(records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = args.out.with_name(args.out.name + ".tmp")
@@ -373,6 +381,10 @@ def command_loo(args) -> int:
     for kind in ("seed", "order"):
         floor, above = summary[f"noise_floor_{kind}"], summary[f"share_above_noise_{kind}"]
         print(f"noise floor ({kind}): {floor:.4f}, {100 * above:.0f}% of neighbours above it")
+    if "share_significant" in summary:
+        share = 100 * summary["share_significant"]
+        print(f"true drops averaged over {args.orders} batch orders: {share:.0f}% differ "
+              "from 0 by over 2 standard errors")  # fmt: skip
     print(f"{'estimate':<12} {'spearman':>9} {'top-1':>6} {'top-1 in 10':>12} {'top-10':>7}")
     for name in summary:
         if isinstance(summary[name], dict):

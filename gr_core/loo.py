@@ -30,12 +30,14 @@ from gr_core.errors import ConfigError
 from gr_core.explain import Explainer
 from gr_core.influence import first_order_influence, rollback_probabilities, tail_probabilities
 from gr_core.ledger import Ledger
-from gr_core.stack import train_stack
+from gr_core.stack import DEFAULT_MEMORY_BUDGET, stack_steps, train_stack
 from gr_core.training import train
 
 ESTIMATES = ("gr", "first-order", "random")
 # Retrainings of the unchanged data per noise floor (other seeds, other batch orders).
 NOISE_REPLICAS = 3
+# Seeds of extra batch orders for the averaged truth: far from the noise replicas' seeds.
+ORDER_SEED_STEP = 7919
 
 
 def ranks(values: torch.Tensor) -> torch.Tensor:
@@ -75,15 +77,21 @@ def leave_one_out(
     queries: torch.Tensor,
     seed: int = 0,
     ledgers: dict[str, Ledger] | None = None,
+    orders: int = 1,
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """Retrain without each neighbour of each query's prediction; score the estimates.
 
     ``queries`` (n, 2) holds ``(head, relation)`` ids; each explains its filtered
     top-1. ``ledgers`` adds an estimate ``gr-<name>`` per extra ledger of the
-    same model. Returns one record per query: sizes, the two noise floors, the
-    true drops and, under ``estimates``, each estimate's agreement with them.
+    same model. ``orders`` > 1 averages the true drop over that many batch
+    orders (the run's first), which shrinks the retraining noise, and reports
+    each drop's standard error. Returns one record per query: sizes, the two
+    noise floors, the true drops and, under ``estimates``, each estimate's
+    agreement with them.
     """
+    if orders < 1:
+        raise ConfigError(f"orders must be at least 1, got {orders}")
     plans = []
     for head, relation in queries.tolist():
         before = tail_probabilities(run.model, head, relation).cpu()
@@ -97,15 +105,25 @@ def leave_one_out(
     masks[1 + torch.arange(len(distinct)), distinct] = True
     config = run.train_config.replace(ledger="off")
     epochs = run.config["result"]["kept_epoch"]
-    models = train_stack(dataset, config, masks, epochs, on_step=on_step)
-    answers = torch.stack([_answers(m, heads, relations, tails) for m in models])  # (1+U, n)
-    floors = _noise_floors(dataset, config, epochs, answers[0], (heads, relations, tails))
+    queries_ids = (heads, relations, tails)
+    answers = []  # per batch order: (1 + U, n)
+    total = stack_steps(dataset, config, len(masks), epochs, DEFAULT_MEMORY_BUDGET) * orders
+    for order in range(orders):
+        order_seed = None if order == 0 else config.seed + ORDER_SEED_STEP * order
+        offset = total // orders * order
+        progress = on_step and (lambda done, _, offset=offset: on_step(offset + done, total))
+        models = train_stack(dataset, config, masks, epochs, order_seed=order_seed,
+                             on_step=progress)  # fmt: skip
+        answers.append(torch.stack([_answers(m, *queries_ids) for m in models]))
+    answers = torch.stack(answers)  # (orders, 1 + U, n)
+    floors = _noise_floors(dataset, config, epochs, answers[0, 0], queries_ids)
 
     records, generator = [], torch.Generator().manual_seed(seed)
     member_of = {int(triple): 1 + j for j, triple in enumerate(distinct.tolist())}
     for position, (head, relation, tail, ids) in enumerate(plans):
         members = torch.tensor([member_of[i] for i in ids.tolist()], dtype=torch.long)
-        truth = answers[0, position] - answers[members, position]
+        drops = answers[:, 0, position, None] - answers[:, members, position]  # (orders, n)
+        truth = drops.mean(0)
         query = (head, relation, tail)
         estimates = _estimates(explainer, query, ids, generator, ledgers or {})
         noise = {kind: float(values[position]) for kind, values in floors.items()}
@@ -115,15 +133,25 @@ def leave_one_out(
                 "relation": explainer.relations[relation],
                 "tail": explainer.entities[tail],
                 "neighbours": len(ids),
-                "probability": float(answers[0, position]),
+                "probability": float(answers[0, 0, position]),
                 "noise_floor": noise,
                 "above_noise": {k: int((truth.abs() > v).sum()) for k, v in noise.items()},
                 "triples": ids.tolist(),
                 "true_drop": truth.tolist(),
+                **_standard_errors(drops),
                 "estimates": {name: agreement(v, truth) for name, v in estimates.items()},
             }
         )
     return records
+
+
+def _standard_errors(drops: torch.Tensor) -> dict:
+    """Return the standard error of each mean drop over batch orders, when there are two+."""
+    if len(drops) < 2:
+        return {}
+    errors = drops.std(0) / len(drops) ** 0.5
+    mean = drops.mean(0)
+    return {"true_drop_se": errors.tolist(), "significant": int((mean.abs() > 2 * errors).sum())}
 
 
 def _answers(model, heads, relations, tails) -> torch.Tensor:
@@ -206,5 +234,9 @@ def summarise_loo(records: list[dict]) -> dict:
         summary[f"noise_floor_{kind}"] = sum(r["noise_floor"][kind] for r in records) / len(records)
         summary[f"share_above_noise_{kind}"] = (
             sum(r["above_noise"][kind] for r in records) / summary["neighbours"]
+        )
+    if "significant" in records[0]:
+        summary["share_significant"] = (
+            sum(r["significant"] for r in records) / summary["neighbours"]
         )
     return summary

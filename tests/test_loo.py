@@ -12,6 +12,7 @@ from gr_core.explain import Explainer
 from gr_core.influence import tail_probabilities
 from gr_core.loo import (
     ESTIMATES,
+    ORDER_SEED_STEP,
     agreement,
     leave_one_out,
     ledger_of_mode,
@@ -20,6 +21,7 @@ from gr_core.loo import (
     summarise_loo,
 )
 from gr_core.runs import load_run_with_dataset, save_run
+from gr_core.stack import train_stack
 from gr_core.training import train
 from gr_core.verify import retrain_without
 
@@ -102,6 +104,33 @@ def test_a_second_ledger_of_the_same_training(tmp_path, nations):
     run.model.entity[0] += 1.0
     with pytest.raises(ConfigError, match="did not reproduce"):
         ledger_of_mode(run, dataset, "paper")
+
+
+def test_truth_averaged_over_batch_orders(run_path):
+    run, dataset = load_run_with_dataset(run_path)
+    explainer = Explainer(run, dataset)
+    queries = dataset.test[5:6, :2]
+    (single,) = leave_one_out(run, dataset, explainer, queries)
+    (averaged,) = leave_one_out(run, dataset, explainer, queries, orders=2)
+    assert averaged["triples"] == single["triples"]
+
+    # The second order's drop of one neighbour, retrained on its own.
+    head, relation = queries[0].tolist()
+    tail = explainer.entity_id(averaged["tail"])
+    config, position = run.train_config.replace(ledger="off"), 7
+    masks = torch.zeros(2, len(dataset.train), dtype=torch.bool)
+    masks[1, averaged["triples"][position]] = True
+    base, without = train_stack(dataset, config, masks, order_seed=config.seed + ORDER_SEED_STEP)
+    second = float(
+        tail_probabilities(base, head, relation)[tail]
+        - tail_probabilities(without, head, relation)[tail]
+    )
+    first = single["true_drop"][position]
+    assert averaged["true_drop"][position] == pytest.approx((first + second) / 2, abs=1e-5)
+    assert averaged["true_drop_se"][position] == pytest.approx(abs(first - second) / 2, abs=1e-5)
+    assert 0 <= averaged["significant"] <= averaged["neighbours"]
+    with pytest.raises(ConfigError, match="orders"):
+        leave_one_out(run, dataset, explainer, queries, orders=0)
 
 
 def test_summary_and_command(run_path, tmp_path, capsys):
