@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,11 +16,13 @@ import torch
 from tqdm import tqdm
 
 from gr_core import config as settings
-from gr_core.data import BUILTIN_DATASETS, load_dataset
+from gr_core.data import BUILTIN_DATASETS, DatasetWarning, load_dataset
 from gr_core.errors import GRError
 from gr_core.evaluation import run_evaluation
 from gr_core.explain import METHODS, Explainer
+from gr_core.external import DATA_DIR_VARIABLE, EXTERNAL_NAMES, resolve_data_dir
 from gr_core.figures import approximation_figure, html_to_png
+from gr_core.ledger_file import LEDGER_DTYPES, LedgerPrecisionError
 from gr_core.loo import leave_one_out, ledger_of_mode, summarise_loo
 from gr_core.roar import DEFAULT_METHODS
 from gr_core.runs import RunExistsError, load_run, load_run_with_dataset, save_run
@@ -70,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("datasets", help="list the built-in data sets and their sizes")
+    datasets = commands.add_parser(
+        "datasets",
+        help="list the built-in data sets, and the external ones in the data folder, with sizes",
+    )
+    _add_data_dir_argument(datasets)
 
     info = commands.add_parser("info", help="show a run's settings, metrics and files")
     info.add_argument("run", type=Path, help="run folder")
@@ -195,9 +202,11 @@ def _add_train_parser(commands) -> None:
     train_parser.add_argument(
         "--dataset",
         default="nations",
-        help=f"built-in name ({', '.join(BUILTIN_DATASETS)}) or a folder with "
+        help=f"built-in name ({', '.join(BUILTIN_DATASETS)}), external name "
+        f"({', '.join(EXTERNAL_NAMES)}; see --data-dir) or a folder with "
         "train.txt, valid.txt, test.txt (default: nations)",
     )
+    _add_data_dir_argument(train_parser)
     train_parser.add_argument(
         "--preset",
         default="default",
@@ -214,6 +223,13 @@ def _add_train_parser(commands) -> None:
         "--overwrite", action="store_true", help="replace an existing run folder"
     )
     train_parser.add_argument(
+        "--ledger-dtype",
+        default="float32",
+        choices=tuple(LEDGER_DTYPES),
+        help="dtype of the saved ledger file; training always accumulates in float32 "
+        "(float16 and bfloat16 halve the file; default: float32)",
+    )
+    train_parser.add_argument(
         "--device", default="cpu", help="torch device: cpu, cuda, cuda:1, or auto (default: cpu)"
     )
     train_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -228,6 +244,17 @@ def _add_train_parser(commands) -> None:
             default=None,
             help=SETTING_HELP[field.name] + f" (preset 'default': {field.default})",
         )
+
+
+def _add_data_dir_argument(parser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder holding the external data sets as DIR/fb15k-237/, DIR/wn18rr/, "
+        f"DIR/ml-100k/ (default: the environment variable {DATA_DIR_VARIABLE})",
+    )
 
 
 @contextmanager
@@ -248,14 +275,43 @@ def step_progress(hidden: bool) -> Iterator[Callable[[int, int], None]]:
 
 
 def command_datasets(args) -> int:
-    print(f"{'name':<10} {'entities':>9} {'relations':>9} {'train':>8} {'valid':>7} {'test':>7}")
+    print(
+        f"{'name':<10} {'entities':>9} {'relations':>9} {'train':>8} {'valid':>7} {'test':>7} "
+        f"{'dropped':>7}"
+    )
     for name in BUILTIN_DATASETS:
-        summary = load_dataset(name).summary()
+        _print_dataset_row(name, load_dataset(name))
+
+    root, origin = resolve_data_dir(args.data_dir)
+    if root is None:
         print(
-            f"{name:<10} {summary['entities']:>9,} {summary['relations']:>9,} "
-            f"{summary['train']:>8,} {summary['valid']:>7,} {summary['test']:>7,}"
+            f"external data sets ({', '.join(EXTERNAL_NAMES)}): name their folder with "
+            f"--data-dir DIR or {DATA_DIR_VARIABLE} to list them"
         )
+        return 0
+    named = "" if origin == "given" else f" (named by {DATA_DIR_VARIABLE})"
+    if not root.is_dir():
+        print(f"external data sets: none, the data folder {root}{named} does not exist")
+        return 0
+    missing = []
+    for name in EXTERNAL_NAMES:
+        try:
+            with warnings.catch_warnings():  # the dropped column says it
+                warnings.simplefilter("ignore", DatasetWarning)
+                _print_dataset_row(name, load_dataset(name, data_dir=root))
+        except GRError as error:
+            missing.append((name, error))
+    for name, error in missing:
+        print(f"\n{name} is not available in {root}{named}: {error}")
     return 0
+
+
+def _print_dataset_row(name: str, dataset) -> None:
+    summary, dropped = dataset.summary(), sum(dataset.report.dropped.values())
+    print(
+        f"{name:<10} {summary['entities']:>9,} {summary['relations']:>9,} "
+        f"{summary['train']:>8,} {summary['valid']:>7,} {summary['test']:>7,} {dropped:>7,}"
+    )
 
 
 def command_train(args) -> int:
@@ -265,7 +321,7 @@ def command_train(args) -> int:
         if getattr(args, field.name) is not None
     }
     config = settings.preset(args.preset).replace(**overrides)
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     out = args.out or Path("runs") / f"{dataset.name}-{config.model}-{args.preset}"
     if out.exists() and not args.overwrite:
         raise RunExistsError(f"run folder {out} already exists; pass --overwrite or another --out")
@@ -273,7 +329,7 @@ def command_train(args) -> int:
 
     with step_progress(args.no_progress) as on_step:
         result = train(dataset, config, device=device, on_step=on_step)
-    path = save_run(out, dataset, config, result, overwrite=args.overwrite)
+    path = _save_trained(out, dataset, config, result, args)
 
     test = result.metrics["test"]
     print(f"wrote {path}  ({result.seconds:.1f} s, {result.epochs_run} epochs)")
@@ -282,6 +338,21 @@ def command_train(args) -> int:
         f"hits@3 {test['hits@3']:.3f}  hits@10 {test['hits@10']:.3f}"
     )
     return 0
+
+
+def _save_trained(out: Path, dataset, config, result, args) -> Path:
+    """Save the run; when the ledger overflows the asked dtype, keep it in float32.
+
+    The training is not thrown away over the file's dtype, and float32 loses
+    nothing (bfloat16 would keep the range but lose more precision than asked).
+    """
+    try:
+        return save_run(
+            out, dataset, config, result, overwrite=args.overwrite, ledger_dtype=args.ledger_dtype
+        )
+    except LedgerPrecisionError as error:
+        print(f"warning: {error}; writing the ledger as float32 instead", file=sys.stderr)
+        return save_run(out, dataset, config, result, overwrite=args.overwrite)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -311,7 +382,8 @@ def command_info(args) -> int:
         print("ledger    off")
     else:
         megabytes = run.ledger.nbytes / 2**20
-        print(f"ledger    {run.config['ledger']['mode']}, {megabytes:.1f} MiB")
+        dtype = str(run.ledger.dtype).removeprefix("torch.")
+        print(f"ledger    {run.config['ledger']['mode']}, {dtype}, {megabytes:.1f} MiB")
     result = run.config.get("result", {})
     print(
         f"trained   {result.get('epochs_run')} epochs, kept epoch "

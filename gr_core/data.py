@@ -1,4 +1,12 @@
-"""Load knowledge-graph data sets: train/valid/test triples plus optional readable names."""
+"""Load knowledge-graph data sets: train/valid/test triples plus optional readable names.
+
+Three kinds of source: a built-in name (``nations``, ``kinships``, ``umls``,
+committed under ``data/``), an external name (``fb15k-237``, ``wn18rr``,
+``ml-100k``, read from a data folder the user names; see ``gr_core.external``)
+or the path of a folder. A folder holds ``train.txt``, ``valid.txt`` and
+``test.txt``, or MovieLens's ``u.data`` and ``u.item`` (split by a seed; see
+``gr_core.movielens``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from gr_core.errors import DatasetError, UnknownNameError
+from gr_core.errors import ConfigError, DatasetError, UnknownNameError
+from gr_core.external import EXTERNAL_DATASETS, EXTERNAL_NAMES, external_folder
+from gr_core.movielens import DEFAULT_SPLIT_SEED, RATINGS_FILE, read_movielens
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +44,7 @@ HASHED_FILES: tuple[str, ...] = (
 _BOM = b"\xef\xbb\xbf"
 _SHOWN_CHARS = 80
 # How far up the stack the caller of load_dataset() sits, seen from _warn().
-_WARN_STACKLEVEL = 4
+_WARN_STACKLEVEL = 5
 
 Triple = tuple[str, str, str]
 
@@ -64,7 +74,15 @@ class LoadReport:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Hold a data set's vocabulary and its triples as (n, 3) int64 id tensors."""
+    """Hold a data set's vocabulary and its triples as (n, 3) int64 id tensors.
+
+    ``tail_candidates`` (num_entities,) bool marks the entities that may answer a
+    query ``(head, relation, ?)``; None allows every entity. MovieLens allows the
+    movies only, never a user. Filtered metrics, predictions and the filtered
+    top-1 rank candidates only. Training does not use it: the loss still scores
+    every entity (users included), as in the paper. ``split_seed`` is the seed
+    that split a data set that came unsplit (MovieLens), else None.
+    """
 
     name: str
     source: str
@@ -77,6 +95,18 @@ class Dataset:
     test: torch.Tensor
     content_hash: str
     report: LoadReport
+    tail_candidates: torch.Tensor | None = None
+    split_seed: int | None = None
+
+    def __post_init__(self):
+        candidates = self.tail_candidates
+        if candidates is not None and (
+            candidates.dtype != torch.bool or tuple(candidates.shape) != (len(self.entities),)
+        ):
+            raise DatasetError(
+                f"tail_candidates must be a bool tensor of shape ({len(self.entities)},), "
+                f"got {candidates.dtype} {tuple(candidates.shape)}"
+            )
 
     @property
     def num_entities(self) -> int:
@@ -147,41 +177,140 @@ def builtin_dataset_path(name: str) -> Path:
     return DATA_DIR / name
 
 
-def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
-    """Load a built-in data set by name, or a data set folder by path."""
-    folder, name, source = _resolve(name_or_path)
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    split_seed: int | None = None,
+) -> Dataset:
+    """Load a built-in or external data set by name, or a data set folder by path.
+
+    External data sets are read from ``data_dir/<name>/``; ``data_dir`` defaults
+    to the environment variable GR_DATA_DIR. ``split_seed`` splits a data set
+    that comes unsplit (MovieLens; default ``DEFAULT_SPLIT_SEED``); giving it
+    for a data set that comes split raises ConfigError.
+    """
+    folder, name, source = _resolve(name_or_path, data_dir)
+    if _holds_movielens(folder):
+        parts = _read_movielens(folder, DEFAULT_SPLIT_SEED if split_seed is None else split_seed)
+    elif split_seed is not None:
+        raise ConfigError(
+            f"data set {name!r} comes split into train.txt, valid.txt and test.txt; "
+            "split_seed applies only to MovieLens (u.data)"
+        )
+    else:
+        parts = _read_folder(folder)
+    dataset = _assemble(name, source, parts)
+    logger.debug("loaded data set %s from %s: %s", name, folder, dataset.summary())
+    return dataset
+
+
+def available_datasets(data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """Return the built-in names, then the external names whose files are in the data folder."""
+    found = []
+    for name in EXTERNAL_NAMES:
+        try:
+            external_folder(name, data_dir)
+        except DatasetError:
+            continue
+        found.append(name)
+    return (*BUILTIN_DATASETS, *found)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A data set as read from disk, before ids: key triples, vocabulary order, labels, hash."""
+
+    splits: dict[str, list[Triple]]
+    entity_order: tuple[str, ...]  # ids follow this order, keeping only entities of train
+    relation_order: tuple[str, ...]
+    entity_labels: dict[str, str]
+    relation_labels: dict[str, str]
+    content_hash: str
+    tail_candidates: frozenset[str] | None = None
+    split_seed: int | None = None
+
+
+def _read_folder(folder: Path) -> _Parts:
+    """Read a folder of split files and optional name files."""
     raw = _read_raw_files(folder)
     splits = {
         split: _parse_triples(folder / f"{split}.txt", raw[f"{split}.txt"]) for split in SPLITS
     }
     entities, relations = _vocabulary(splits["train"])
-    kept, dropped = _drop_unseen(splits, set(entities), set(relations))
+    return _Parts(
+        splits=splits,
+        entity_order=entities,
+        relation_order=relations,
+        entity_labels=_names(folder, ENTITY_NAMES_FILE, raw),
+        relation_labels=_names(folder, RELATION_NAMES_FILE, raw),
+        content_hash=_content_hash(raw),
+    )
+
+
+def _holds_movielens(folder: Path) -> bool:
+    """Return whether a folder holds MovieLens's ratings rather than split files."""
+    return (folder / RATINGS_FILE).is_file() and not (folder / "train.txt").is_file()
+
+
+def _read_movielens(folder: Path, split_seed: int) -> _Parts:
+    """Read MovieLens-100k and split its ratings with ``split_seed``."""
+    graph = read_movielens(folder, split_seed)
+    return _Parts(
+        splits=graph.splits,
+        entity_order=graph.entities,
+        relation_order=graph.relations,
+        entity_labels=graph.labels,
+        relation_labels=graph.labels,
+        content_hash=graph.content_hash,
+        tail_candidates=graph.tail_candidates,
+        split_seed=split_seed,
+    )
+
+
+def _assemble(name: str, source: str, parts: _Parts) -> Dataset:
+    """Return the Dataset: ids for what train holds; valid/test triples unseen in it dropped."""
+    splits, train = parts.splits, parts.splits["train"]
+    seen_entities = {head for head, _, _ in train} | {tail for _, _, tail in train}
+    seen_relations = {relation for _, relation, _ in train}
+    entities = tuple(key for key in parts.entity_order if key in seen_entities)
+    relations = tuple(key for key in parts.relation_order if key in seen_relations)
+
+    kept, dropped = _drop_unseen(splits, seen_entities, seen_relations)
     duplicates = {split: len(triples) - len(set(triples)) for split, triples in splits.items()}
     _report_problems(name, dropped, duplicates)
     entity_index = {key: i for i, key in enumerate(entities)}
     relation_index = {key: i for i, key in enumerate(relations)}
     tensors = {s: _to_ids(kept[s], entity_index, relation_index) for s in SPLITS}
-    dataset = Dataset(
+
+    candidates = None
+    if parts.tail_candidates is not None:
+        candidates = torch.tensor([key in parts.tail_candidates for key in entities])
+    return Dataset(
         name=name,
         source=source,
         entities=entities,
         relations=relations,
-        entity_labels=_labels(folder, ENTITY_NAMES_FILE, raw, entities),
-        relation_labels=_labels(folder, RELATION_NAMES_FILE, raw, relations),
+        entity_labels=tuple(parts.entity_labels.get(key, key) for key in entities),
+        relation_labels=tuple(parts.relation_labels.get(key, key) for key in relations),
         train=tensors["train"],
         valid=tensors["valid"],
         test=tensors["test"],
-        content_hash=_content_hash(raw),
+        content_hash=parts.content_hash,
         report=LoadReport(dropped=dropped, duplicates=duplicates),
+        tail_candidates=candidates,
+        split_seed=parts.split_seed,
     )
-    logger.debug("loaded data set %s from %s: %s", name, folder, dataset.summary())
-    return dataset
 
 
-def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, str, str]:
+def _resolve(
+    name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None
+) -> tuple[Path, str, str]:
     """Return the folder, the display name and the reload source for a name or path."""
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_DATASETS:
         return builtin_dataset_path(name_or_path), name_or_path, name_or_path
+    if isinstance(name_or_path, str) and name_or_path in EXTERNAL_DATASETS:
+        return external_folder(name_or_path, data_dir), name_or_path, name_or_path
     text = os.fspath(name_or_path)
     path = Path(text)
     if text and path.is_dir():
@@ -192,7 +321,7 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, str, str]:
     separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
     if not isinstance(name_or_path, str) or any(sep in text for sep in separators):
         raise DatasetError(f"data set folder {text!r} does not exist")
-    raise UnknownNameError("data set", text, list(BUILTIN_DATASETS))
+    raise UnknownNameError("data set", text, [*BUILTIN_DATASETS, *EXTERNAL_NAMES])
 
 
 def _read_raw_files(folder: Path) -> dict[str, bytes]:
@@ -334,15 +463,10 @@ def _to_ids(
     return torch.tensor(ids, dtype=torch.int64).reshape(len(ids), 3)
 
 
-def _labels(
-    folder: Path, file_name: str, raw: dict[str, bytes], keys: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Return readable labels for keys from a names file, falling back to the key."""
+def _names(folder: Path, file_name: str, raw: dict[str, bytes]) -> dict[str, str]:
+    """Return key -> readable label from a names file, or nothing when it is absent."""
     data = raw.get(file_name)
-    if data is None:
-        return keys
-    names = _parse_names(folder / file_name, data)
-    return tuple(names.get(key, key) for key in keys)
+    return {} if data is None else _parse_names(folder / file_name, data)
 
 
 def _parse_names(path: Path, data: bytes) -> dict[str, str]:

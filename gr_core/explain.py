@@ -5,7 +5,8 @@ known tails) and answers queries fast:
 
 * ``predict(head, relation, k)``: the top-k tails with their probabilities,
   filtered (tails that train or valid already give the query are removed) or
-  not (they are kept and marked ``known``);
+  not (they are kept and marked ``known``); either way only the data set's
+  tail candidates are shown (MovieLens: movies, never users);
 * ``explain(head, relation, tail, method, k)``: the training triples that made
   the model predict ``tail``, ranked by influence, each with its category.
 
@@ -64,7 +65,9 @@ class Explainer:
         self.dataset = dataset
         self.index = NeighbourhoodIndex(dataset.train, dataset.num_entities, dataset.num_relations)
         self.known_tails = TailFilter(
-            torch.cat((dataset.train, dataset.valid)), dataset.num_relations
+            torch.cat((dataset.train, dataset.valid)),
+            dataset.num_relations,
+            tail_candidates=dataset.tail_candidates,
         )
 
     def entity_id(self, name: str | int) -> int:
@@ -83,28 +86,32 @@ class Explainer:
             return name
         return find(name)
 
-    def _known(self, head: int, relation: int) -> torch.Tensor:
-        """Return a bool mask (num_entities,): tails that train or valid give the query."""
+    def _left_out(self, head: int, relation: int) -> torch.Tensor:
+        """Return a bool mask (num_entities,): known tails of the query and non-candidates."""
         pair = torch.tensor([head]), torch.tensor([relation])
         return self.known_tails.mask(*pair, len(self.entities))[0]
 
     def best_unknown_tail(self, head: int, relation: int, probabilities: torch.Tensor) -> int:
-        """Return the filtered top-1: the likeliest tail train and valid do not give the query.
+        """Return the filtered top-1: the likeliest candidate train and valid do not give.
 
         ``probabilities`` (num_entities,) may come from any model (a retrained one, say).
         Equal maxima go to the lowest id.
         """
-        unknown = probabilities.cpu().masked_fill(self._known(head, relation), -1.0)
+        unknown = probabilities.cpu().masked_fill(self._left_out(head, relation), -1.0)
         if unknown.max() < 0:
-            raise GRError("every entity is already a known tail of this query")
+            raise GRError("every tail candidate is already a known tail of this query")
         return int(unknown.argmax())
 
     def predict(self, head, relation, k: int = 10, filtered: bool = True) -> list[Prediction]:
         """Return the top-k tails of ``(head, relation, ?)``, best first."""
         head, relation = self.entity_id(head), self.relation_id(relation)
         probabilities = tail_probabilities(self.model, head, relation).cpu()
-        known = self._known(head, relation)
-        shown = torch.nonzero(~known if filtered else torch.ones_like(known))[:, 0]
+        left_out = self._left_out(head, relation)
+        candidates = self.dataset.tail_candidates
+        if candidates is None:
+            candidates = torch.ones_like(left_out)
+        known = left_out & candidates
+        shown = torch.nonzero(~left_out if filtered else candidates)[:, 0]
 
         # Stable sort: equal probabilities keep id order; ties share a rank.
         order = torch.sort(probabilities[shown], descending=True, stable=True).indices

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from gr_core.ledger import Ledger
+from gr_core.ledger_file import MappedLedger
 from gr_core.models import KGEModel
 
 # Largest number of scores one chunk may hold (64 MiB of float32).
@@ -42,7 +43,7 @@ def default_chunk_size(num_entities: int) -> int:
 
 def rollback_probabilities(
     model: KGEModel,
-    ledger: Ledger,
+    ledger: Ledger | MappedLedger,
     train_triples: torch.Tensor,
     neighbour_ids: torch.Tensor,
     query: tuple[int, int, int],
@@ -64,12 +65,13 @@ def rollback_probabilities(
 def _neighbour_rows(model, ledger, train_triples, ids: torch.Tensor):
     """Gather the neighbours' triples (n, 3) and ledger rows (n, width) x 3 on the model's device.
 
-    Indexing happens where the ledger lives (it may stay on the CPU, or be memory-mapped);
-    only the gathered rows move.
+    Indexing happens where the ledger lives (on the CPU, or in a memory-mapped file,
+    maybe in float16 or bfloat16); only the gathered rows move, converted to the
+    model's dtype.
     """
     device, dtype = model.entity.device, model.entity.dtype
     triples = train_triples[ids.to(train_triples.device)].to(device)
-    table = ledger.table[ids.to(ledger.table.device)].to(device=device, dtype=dtype)
+    table = ledger.gather(ids, device=device, dtype=dtype)  # (n, 3, width)
     return triples, table[:, 0], table[:, 1], table[:, 2]
 
 
@@ -107,7 +109,7 @@ def _rollback_chunk(model, triples, gamma_head, gamma_relation, gamma_tail, quer
 
 def first_order_influence(
     model: KGEModel,
-    ledger: Ledger,
+    ledger: Ledger | MappedLedger,
     train_triples: torch.Tensor,
     neighbour_ids: torch.Tensor,
     query: tuple[int, int, int],

@@ -60,12 +60,23 @@ class Ledger:
         return self.table.shape[2]
 
     @property
+    def dtype(self) -> torch.dtype:
+        return self.table.dtype
+
+    @property
     def nbytes(self) -> int:
         return self.table.numel() * self.table.element_size()
 
     def tables(self) -> dict[str, torch.Tensor]:
         """Return the three (num_train_triples, width) views keyed by role."""
         return {"head": self.head, "relation": self.relation, "tail": self.tail}
+
+    def gather(self, ids: torch.Tensor, device=None, dtype=None) -> torch.Tensor:
+        """Return the rows ``ids`` (n,) as (n, 3, width) on ``device`` in ``dtype``.
+
+        Indexing happens where the table lives; only the gathered rows move.
+        """
+        return self.table[ids.to(self.table.device)].to(device=device, dtype=dtype)
 
     def record(self, rows: torch.Tensor, updates: torch.Tensor, alpha: float = 1.0) -> None:
         """Add ``alpha * updates`` (batch, 3, width) to the ledger rows ``rows`` (batch,)."""

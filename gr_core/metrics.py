@@ -9,6 +9,11 @@ Ties: an entity whose score equals the true tail's counts as half a place
 ahead, so the rank is the mean of the optimistic and pessimistic ranks
 (``1 + #higher + #tied / 2``). A model that scores everything equally gets the
 rank in the middle, not rank 1.
+
+Candidates: a data set may allow only some entities as tails (``Dataset.tail_candidates``;
+MovieLens: movies, never users). The other entities are then filtered out like
+known tails, so a triple is ranked among the candidates only. The true tail
+itself is always kept. Training's loss is not affected: it scores every entity.
 """
 
 from __future__ import annotations
@@ -21,17 +26,42 @@ HITS_AT = (1, 3, 10)
 
 
 class TailFilter:
-    """Look up the known tails of many ``(head, relation)`` queries at once."""
+    """Look up the tails to leave out of many ``(head, relation)`` queries at once.
 
-    def __init__(self, known_triples: torch.Tensor, num_relations: int):
+    Left out: every tail that ``known_triples`` (n, 3) give the query and, with
+    ``tail_candidates`` (num_entities,) bool, every entity that is not a candidate.
+    """
+
+    def __init__(
+        self,
+        known_triples: torch.Tensor,
+        num_relations: int,
+        tail_candidates: torch.Tensor | None = None,
+    ):
         self.num_relations = num_relations
+        self.tail_candidates = None if tail_candidates is None else tail_candidates.cpu()
         keys = known_triples[:, 0] * num_relations + known_triples[:, 1]
         order = torch.argsort(keys, stable=True)
         self.sorted_keys = keys[order]
         self.sorted_tails = known_triples[order, 2]
 
     def mask(self, head: torch.Tensor, relation: torch.Tensor, num_entities: int):
-        """Return a bool mask (queries, num_entities), True where a tail is known."""
+        """Return a bool mask (queries, num_entities), True where a tail is left out.
+
+        A tail is left out when it is known or is not a candidate.
+        """
+        left_out = self.known(head, relation, num_entities)
+        if self.tail_candidates is not None:
+            if len(self.tail_candidates) != num_entities:
+                raise ValueError(
+                    f"tail_candidates covers {len(self.tail_candidates)} entities, "
+                    f"the scores {num_entities}"
+                )
+            left_out |= ~self.tail_candidates
+        return left_out
+
+    def known(self, head: torch.Tensor, relation: torch.Tensor, num_entities: int):
+        """Return a bool mask (queries, num_entities), True where a known triple gives the tail."""
         keys = head * self.num_relations + relation
         start = torch.searchsorted(self.sorted_keys, keys, right=False)
         stop = torch.searchsorted(self.sorted_keys, keys, right=True)
@@ -52,7 +82,10 @@ def filtered_ranks(
     tail_filter: TailFilter,
     batch_size: int = 1024,
 ) -> torch.Tensor:
-    """Return the filtered rank (float, ties averaged) of each triple (n, 3) as (n,)."""
+    """Return the filtered rank (float, ties averaged) of each triple (n, 3) as (n,).
+
+    Each true tail is ranked among the tails ``tail_filter`` leaves in.
+    """
     ranks = []
     for start in range(0, len(triples), batch_size):
         batch = triples[start : start + batch_size]

@@ -4,7 +4,8 @@ Layout (format version 1, documented in ``docs/run-format.md``)::
 
     config.json         settings, data-set identity and hash, format version
     model.safetensors   entity (num_entities, width), relation (num_relations, width)
-    ledger.safetensors  head, relation, tail (num_train_triples, width); absent if off
+    ledger.safetensors  head, relation, tail (num_train_triples, width) in float32, float16
+                        or bfloat16; absent if off
     entities.tsv        id, name, label per entity, in id order (with a header)
     relations.tsv       id, name, label per relation, in id order (with a header)
     metrics.json        {"valid": {...}, "test": {...}} with mrr, hits@1, hits@3, hits@10
@@ -13,8 +14,8 @@ Layout (format version 1, documented in ``docs/run-format.md``)::
 A run is written into a hidden temporary folder beside the target and renamed
 into place at the end, so a crash never leaves a half-written run. Loading
 checks the format version, every tensor's shape and, when a data set is
-given, its content hash. Tensors are read with safetensors: nothing is
-unpickled.
+given, its content hash. The model is read with safetensors, the ledger
+file is memory-mapped by ``gr_core.ledger_file``: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from safetensors.torch import load_file, save_file
 from gr_core.config import TrainConfig
 from gr_core.data import load_dataset
 from gr_core.errors import ConfigError, GRError, RunFormatError
-from gr_core.ledger import ROLES, Ledger
+from gr_core.ledger import Ledger
+from gr_core.ledger_file import LEDGER_DTYPES, MappedLedger, open_ledger, write_ledger
 from gr_core.models import KGEModel, build_model, model_width
 
 FORMAT_VERSION = 1
@@ -60,7 +62,7 @@ class Run:
     path: Path
     config: dict
     model: KGEModel
-    ledger: Ledger | None
+    ledger: Ledger | MappedLedger | None
     entities: list[str]
     entity_labels: list[str]
     relations: list[str]
@@ -77,18 +79,27 @@ class Run:
         return self.config["dataset"]["content_hash"]
 
 
-def save_run(path, dataset, config: TrainConfig, result, *, overwrite: bool = False) -> Path:
+def save_run(
+    path, dataset, config: TrainConfig, result, *, overwrite: bool = False,
+    ledger_dtype: str = "float32",
+) -> Path:  # fmt: skip
     """Write a training result as a run folder at ``path``; return the path.
 
-    ``dataset`` is the ``Dataset`` trained on, ``result`` a ``TrainResult``.
+    ``dataset`` is the ``Dataset`` trained on, ``result`` a ``TrainResult``. The
+    ledger is stored in ``ledger_dtype`` (float32, float16 or bfloat16); a value
+    beyond float16's range raises ``LedgerPrecisionError`` and writes nothing.
     """
+    if ledger_dtype not in LEDGER_DTYPES:  # before staging anything
+        raise ConfigError(
+            f"ledger dtype must be one of {', '.join(LEDGER_DTYPES)}; got {ledger_dtype!r}"
+        )
     path = Path(path)
     if path.exists() and not overwrite:
         raise RunExistsError(f"run folder {path} already exists; choose another or overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        _write_files(staging, dataset, config, result)
+        _write_files(staging, dataset, config, result, ledger_dtype)
         _make_readable(staging)
         _move_into_place(staging, path)
     except BaseException:
@@ -97,8 +108,12 @@ def save_run(path, dataset, config: TrainConfig, result, *, overwrite: bool = Fa
     return path
 
 
-def _write_files(folder: Path, dataset, config: TrainConfig, result) -> None:
+def _write_files(folder: Path, dataset, config: TrainConfig, result, ledger_dtype: str) -> None:
     model, ledger = result.model, result.ledger
+    ledger_record = None
+    if ledger is not None:  # first: a value beyond the dtype's range stops the save early
+        losses = write_ledger(folder / "ledger.safetensors", ledger, ledger_dtype)
+        ledger_record = {"mode": config.ledger, "dtype": ledger_dtype, **losses}
     document = {
         "format_version": FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -106,11 +121,12 @@ def _write_files(folder: Path, dataset, config: TrainConfig, result) -> None:
             "name": dataset.name,
             "source": dataset.source,
             "content_hash": dataset.content_hash,
+            **({} if dataset.split_seed is None else {"split_seed": dataset.split_seed}),
             **{k: v for k, v in dataset.summary().items() if k != "name"},
         },
         "training": config.to_dict(),
         "model": {"name": model.name, "width": model.width},
-        "ledger": None if ledger is None else {"mode": config.ledger, "dtype": "float32"},
+        "ledger": ledger_record,
         "result": {
             "epochs_run": result.epochs_run,
             "kept_epoch": result.kept_epoch,
@@ -121,8 +137,6 @@ def _write_files(folder: Path, dataset, config: TrainConfig, result) -> None:
     save_file(
         _cpu32({"entity": model.entity, "relation": model.relation}), folder / "model.safetensors"
     )
-    if ledger is not None:
-        save_file(_cpu32(ledger.tables()), folder / "ledger.safetensors")
     _write_names(folder / "entities.tsv", dataset.entities, dataset.entity_labels)
     _write_names(folder / "relations.tsv", dataset.relations, dataset.relation_labels)
     _write_json(folder / "metrics.json", result.metrics)
@@ -172,11 +186,14 @@ def delete_run(path) -> None:
     shutil.rmtree(path)
 
 
-def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
+def load_run(path, *, dataset=None, load_ledger: bool = True, map_ledger: bool = True) -> Run:
     """Load and check the run folder at ``path``.
 
     With ``dataset``, fail unless it is the data the run was trained on (same
-    content hash). Raises ``RunFormatError`` naming the file and the problem.
+    content hash). The ledger stays in its file, memory-mapped read-only
+    (a ``MappedLedger``), unless ``map_ledger`` is False: then it is copied into
+    memory as a float32 ``Ledger``. Raises ``RunFormatError`` naming the file and
+    the problem.
     """
     path = Path(path)
     if not path.is_dir():
@@ -204,10 +221,8 @@ def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
     model = build_model(config["model"]["name"], tables["entity"], tables["relation"])
     ledger = None
     if load_ledger and config["ledger"] is not None:
-        shape = (counts["train"], width)
-        ledger = Ledger.from_tables(
-            **_read_tensors(path / "ledger.safetensors", dict.fromkeys(ROLES, shape))
-        )
+        ledger = _open_ledger(path, config, counts["train"], width)
+        ledger = ledger if map_ledger else ledger.to_memory()
 
     entities, entity_labels = _read_names(path / "entities.tsv", counts["entities"])
     relations, relation_labels = _read_names(path / "relations.tsv", counts["relations"])
@@ -235,13 +250,14 @@ def load_run(path, *, dataset=None, load_ledger: bool = True) -> Run:
 def load_run_with_dataset(path, *, load_ledger: bool = True):
     """Load a run and the data set it was trained on; return ``(run, dataset)``.
 
-    The data set is loaded from the source the run recorded (a built-in name or a
-    folder) and must have the recorded content hash.
+    The data set is loaded from the source the run recorded (a built-in name, an
+    external name found through GR_DATA_DIR, or a folder), split again with the
+    recorded ``split_seed`` if it has one, and must have the recorded content hash.
     """
     run = load_run(path, load_ledger=load_ledger)
     source = run.config["dataset"]["source"]
     try:
-        dataset = load_dataset(source)
+        dataset = load_dataset(source, split_seed=run.config["dataset"].get("split_seed"))
     except GRError as error:
         raise RunFormatError(
             f"run {run.path} was trained on data set {source!r}, which cannot be loaded: {error}"
@@ -252,6 +268,19 @@ def load_run_with_dataset(path, *, load_ledger: bool = True):
             f"{source!r} now has hash {dataset.content_hash}: the files changed"
         )
     return run, dataset
+
+
+def _open_ledger(path: Path, config: dict, num_triples: int, width: int) -> MappedLedger:
+    file = path / "ledger.safetensors"
+    if not file.is_file():
+        raise RunFormatError(f"{file} is missing")
+    ledger = open_ledger(file, num_triples, width)
+    recorded = config["ledger"].get("dtype") if isinstance(config["ledger"], dict) else None
+    if recorded != ledger.dtype_name:
+        raise RunFormatError(
+            f"{file} holds {ledger.dtype_name} tables, but config.json records {recorded!r}"
+        )
+    return ledger
 
 
 def _check_config(path: Path, config: dict) -> None:

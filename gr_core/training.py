@@ -23,6 +23,7 @@ from gr_core.config import TrainConfig
 from gr_core.errors import GRError
 from gr_core.ledger import Ledger
 from gr_core.losses import batch_gradients
+from gr_core.memory import check_training_memory
 from gr_core.metrics import TailFilter, evaluate
 from gr_core.models import KGEModel, build_model, model_width
 from gr_core.optim import build_optimizer
@@ -207,13 +208,17 @@ def train(
     ``on_step(done, total)`` after every optimizer step (for progress bars).
     With early stopping, the returned model and ledger are those of the kept
     (best validation MRR) epoch: the ledger always belongs to the model.
+    Raises ``InsufficientMemoryError`` first when the run would not fit in memory.
     """
     started = time.perf_counter()
+    check_training_memory(config, dataset, device, dtype)
     trainer = Trainer(
         dataset.train, dataset.num_entities, dataset.num_relations, config, device, dtype
     )
     tail_filter = TailFilter(
-        torch.cat((dataset.train, dataset.valid, dataset.test)), dataset.num_relations
+        torch.cat((dataset.train, dataset.valid, dataset.test)),
+        dataset.num_relations,
+        tail_candidates=dataset.tail_candidates,
     )
     total_steps = config.epochs * math.ceil(len(dataset.train) / config.batch_size)
     logger.info(

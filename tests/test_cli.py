@@ -6,10 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
+from gr_core import cli, memory
 from gr_core.cli import main
 from gr_core.data import load_dataset
+from gr_core.training import train
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -107,3 +110,35 @@ def test_unknown_flag_value_is_rejected_by_the_parser(capsys):
         main(["train", "--model", "transe"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'transe'" in capsys.readouterr().err
+
+
+def test_ledger_dtype_flag_halves_the_ledger_file(tmp_path, capsys):
+    out = tmp_path / "half"
+    args = ["train", "--epochs", "1", "--dim", "8", "--no-progress", "--out", str(out)]
+    assert main([*args, "--ledger-dtype", "float16"]) == 0
+    assert load_file(out / "ledger.safetensors")["head"].dtype == torch.float16
+    assert main(["info", str(out)]) == 0
+    assert "ledger    gradient, float16, 0.1 MiB" in capsys.readouterr().out
+
+
+def test_a_ledger_beyond_float16_is_kept_in_float32(tmp_path, capsys, monkeypatch):
+    def train_far(*args, **kwargs):
+        result = train(*args, **kwargs)
+        result.ledger.table[0, 0, 0] = 1e6
+        return result
+
+    monkeypatch.setattr(cli, "train", train_far)
+    out = tmp_path / "far"
+    args = ["train", "--epochs", "1", "--dim", "8", "--no-progress", "--out", str(out)]
+    assert main([*args, "--ledger-dtype", "float16"]) == 0
+    assert "writing the ledger as float32 instead" in capsys.readouterr().err
+    assert float(load_file(out / "ledger.safetensors")["head"][0, 0]) == 1e6
+
+
+def test_a_run_that_does_not_fit_stops_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10 * 2**20)
+    args = ["train", "--dataset", "kinships", "--dim", "4000", "--out", str(tmp_path / "big")]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: training needs about" in err and "only 10.0 MiB is available" in err
+    assert not (tmp_path / "big").exists()

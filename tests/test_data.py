@@ -18,8 +18,6 @@ from gr_core.data import (
 )
 from gr_core.errors import DatasetError, UnknownNameError
 
-FB15K_237 = Path("/work/shared/datasets/fb15k-237")
-
 TRAIN = [
     ("paris", "capital_of", "france"),
     ("berlin", "capital_of", "germany"),
@@ -346,34 +344,3 @@ def test_hostile_names_survive_unchanged(tmp_path):
     assert dataset.entity_labels[dataset.entities.index(script)] == "\"'); DROP TABLE x;--"
     assert dataset.entity_id(spaced) == dataset.entities.index(spaced)
     assert dataset.entities[dataset.test[0, 2]] == script
-
-
-@pytest.mark.slow
-def test_fb15k_237_loads_with_names():
-    if not FB15K_237.is_dir():
-        pytest.skip(f"{FB15K_237} is not present")
-    with pytest.warns(DatasetWarning, match="dropped"):
-        dataset = load_dataset(FB15K_237)
-    dropped = dataset.report.dropped
-    assert len(dataset.train) == 272_115
-    assert len(dataset.valid) + dropped["valid"] == 17_535
-    assert len(dataset.test) + dropped["test"] == 20_466
-    assert dropped == {"valid": 9, "test": 28}
-    # 14,541 entities occur across all three splits; 36 of them only in valid/test.
-    assert dataset.num_entities == 14_505
-    assert dataset.num_relations == 237
-    renamed = sum(
-        k != label for k, label in zip(dataset.entities, dataset.entity_labels, strict=True)
-    )
-    assert renamed > 0.9 * dataset.num_entities
-    assert _all_split_entity_count(FB15K_237) == 14_541
-
-
-def _all_split_entity_count(folder: Path) -> int:
-    """Count the distinct heads and tails over all three split files."""
-    names = set()
-    for split in ("train", "valid", "test"):
-        for line in (folder / f"{split}.txt").read_text(encoding="utf-8").splitlines():
-            head, _, tail = line.split("\t")
-            names.update((head, tail))
-    return len(names)

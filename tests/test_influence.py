@@ -22,9 +22,13 @@ def reference_rollback(model, ledger, train_triples, neighbour_ids, query):
     for i in neighbour_ids.tolist():
         rolled = model.clone()
         their_head, their_relation, their_tail = train_triples[i].tolist()
-        rolled.entity[their_head] -= ledger.head[i]
-        rolled.entity[their_tail] -= ledger.tail[i]
-        rolled.relation[their_relation] -= ledger.relation[i]
+        # gather reads a mapped ledger too; (1, 3, width) in the model's dtype.
+        gamma_head, gamma_relation, gamma_tail = ledger.gather(
+            torch.tensor([i]), dtype=rolled.entity.dtype
+        )[0]
+        rolled.entity[their_head] -= gamma_head
+        rolled.entity[their_tail] -= gamma_tail
+        rolled.relation[their_relation] -= gamma_relation
         after.append(tail_probabilities(rolled, head, relation)[tail])
     return torch.stack(after)
 

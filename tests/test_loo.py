@@ -95,7 +95,8 @@ def test_a_second_ledger_of_the_same_training(tmp_path, nations):
     run, dataset = load_run_with_dataset(path)
     assert run.config["training"]["ledger"] == "gradient"
     ledger = ledger_of_mode(run, dataset, "paper")
-    assert not torch.allclose(ledger.table, run.ledger.table)  # another record of the same steps
+    # Another record of the same steps.
+    assert not torch.allclose(ledger.table, run.ledger.to_memory().table)
     records = leave_one_out(run, dataset, Explainer(run, dataset), dataset.test[:1, :2],
                             ledgers={"paper": ledger})  # fmt: skip
     assert set(records[0]["estimates"]) == {*ESTIMATES, "gr-paper"}

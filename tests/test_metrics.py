@@ -121,3 +121,39 @@ def test_ranking_metrics_on_hand_computed_ranks():
 def test_ranking_metrics_of_no_ranks_are_nan():
     metrics = ranking_metrics(torch.zeros(0))
     assert all(math.isnan(value) for value in metrics.values())
+
+
+def test_candidates_on_a_hand_scored_tiny_graph(tiny_graph):
+    # dim 1, every relation 1: score(h, r, t) = e_h * e_t, so alice (1) scores tails 1..5.
+    entity = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
+    model = DistMult(entity, torch.ones(tiny_graph.num_relations, 1))
+    query = torch.tensor([[0, 0, 1]])  # (alice, knows, bob): bob scores 2
+    not_dave_or_erin = torch.tensor([True, True, True, False, False])
+
+    everyone = TailFilter(tiny_graph.triples, tiny_graph.num_relations)
+    candidates = TailFilter(tiny_graph.triples, tiny_graph.num_relations, not_dave_or_erin)
+    assert filtered_ranks(model, query, everyone).tolist() == [4.0]  # carol, dave, erin ahead
+    assert filtered_ranks(model, query, candidates).tolist() == [2.0]  # carol only
+    with pytest.raises(ValueError, match="covers 5 entities"):
+        candidates.mask(torch.tensor([0]), torch.tensor([0]), 6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_candidate_ranks_match_brute_force_on_the_tiny_graph(tiny_graph, make_model, seed):
+    model = make_model("complex", tiny_graph, seed=seed)
+    allowed = torch.tensor([True, False, True, True, False])
+    tail_filter = TailFilter(tiny_graph.triples, tiny_graph.num_relations, allowed)
+    ranks = filtered_ranks(model, tiny_graph.triples, tail_filter)
+
+    # The loop filters the other entities out like known tails; each answer stays.
+    others = {1, 4}
+    known = known_tails_by_query(tiny_graph.triples)
+    left_out = {query: known.get(query, set()) | others for query in _queries(tiny_graph)}
+    expected = brute_force_ranks(model, tiny_graph.triples, left_out).to(ranks.dtype)
+    torch.testing.assert_close(ranks, expected, rtol=0, atol=0)
+    answer_allowed = allowed[tiny_graph.triples[:, 2]]
+    assert (ranks[answer_allowed] <= allowed.sum()).all() and (ranks <= allowed.sum() + 1).all()
+
+
+def _queries(graph):
+    return [(h, r) for h in range(graph.num_entities) for r in range(graph.num_relations)]

@@ -10,7 +10,9 @@ from safetensors.torch import load_file, save_file
 from gr_core import runs
 from gr_core.config import DEFAULT
 from gr_core.data import builtin_dataset_path, load_dataset
-from gr_core.errors import RunFormatError
+from gr_core.errors import ConfigError, RunFormatError
+from gr_core.ledger import Ledger
+from gr_core.ledger_file import MappedLedger
 from gr_core.runs import RunExistsError, delete_run, load_run, save_run
 from gr_core.training import train
 
@@ -38,7 +40,7 @@ def test_round_trip_keeps_every_tensor_and_record(run_path, nations, trained):
     assert torch.equal(run.model.entity, trained.model.entity)
     assert torch.equal(run.model.relation, trained.model.relation)
     for role, table in trained.ledger.tables().items():
-        assert torch.equal(run.ledger.tables()[role], table)
+        assert torch.equal(run.ledger.to_memory().tables()[role], table)
     assert run.metrics == trained.metrics
     assert run.history == trained.history
     assert run.entities == list(nations.entities)
@@ -162,12 +164,53 @@ def test_wrong_tensor_shape_is_reported(run_path):
         load_run(run_path)
 
 
-def test_truncated_ledger_is_reported(run_path):
+@pytest.mark.parametrize("map_ledger", [True, False])
+def test_truncated_ledger_is_reported(run_path, map_ledger):
     data = (run_path / "ledger.safetensors").read_bytes()
     (run_path / "ledger.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(RunFormatError, match="ledger.safetensors is not a readable"):
-        load_run(run_path)
+    with pytest.raises(RunFormatError, match="ledger.safetensors is not a readable.*truncated"):
+        load_run(run_path, map_ledger=map_ledger)
     assert load_run(run_path, load_ledger=False).ledger is None
+
+
+def test_ledger_is_mapped_unless_asked_into_memory(run_path, trained):
+    mapped = load_run(run_path).ledger
+    assert isinstance(mapped, MappedLedger)
+    in_memory = load_run(run_path, map_ledger=False).ledger
+    assert isinstance(in_memory, Ledger)
+    assert torch.equal(in_memory.table, trained.ledger.table)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_ledger_dtype_is_recorded_and_checked(tmp_path, nations, trained, dtype):
+    path = save_run(tmp_path / dtype, nations, CONFIG, trained, ledger_dtype=dtype)
+    record = json.loads((path / "config.json").read_text())["ledger"]
+    assert record["dtype"] == dtype and record["max_abs_error"] > 0
+    assert load_file(path / "ledger.safetensors")["head"].dtype == getattr(torch, dtype)
+    assert load_run(path).ledger.dtype == getattr(torch, dtype)
+    assert (path / "ledger.safetensors").stat().st_size < 0.51 * len(nations.train) * 3 * 8 * 4
+
+    config = json.loads((path / "config.json").read_text())
+    config["ledger"]["dtype"] = "float32"
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunFormatError, match=f"holds {dtype} tables, but config.json records"):
+        load_run(path)
+
+
+def test_unknown_ledger_dtype_is_refused(tmp_path, nations, trained):
+    with pytest.raises(ConfigError, match="float32, float16, bfloat16"):
+        save_run(tmp_path / "run", nations, CONFIG, trained, ledger_dtype="int8")
+    assert not (tmp_path / "run").exists()
+
+
+def test_runs_written_by_safetensors_itself_still_load(run_path, trained):
+    # Runs saved before reduced precision came in: save_file wrote the ledger.
+    tables = {k: v.contiguous() for k, v in trained.ledger.tables().items()}
+    save_file(tables, run_path / "ledger.safetensors")
+    config = json.loads((run_path / "config.json").read_text())
+    config["ledger"] = {"mode": "gradient", "dtype": "float32"}
+    (run_path / "config.json").write_text(json.dumps(config))
+    assert torch.equal(load_run(run_path).ledger.to_memory().table, trained.ledger.table)
 
 
 class _Exploit:
