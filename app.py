@@ -6,8 +6,13 @@ environment variable. Before a page runs, this router puts that folder in
 ``st.session_state[RUNS_ROOT_KEY]`` and the run chosen in the sidebar in
 ``st.session_state[SELECTED_RUN_KEY]`` (mirrored in the ``run`` query parameter).
 
-Pages: Runs (``/``, train, compare and delete runs) and Explain (``/explain``,
-predictions of one run and their gradient-rollback explanations).
+Pages: Runs (``/``, train, compare and delete runs), Explain (``/explain``,
+predictions of one run and their gradient-rollback explanations), Evaluate
+(``/evaluate``, RemOve And Retrain faithfulness of one run, saved in its
+``evaluations/`` folder), Approximation (``/approximation``, GR-1's predicted
+against retrained probability per evaluation and weight constraint), Data (``/data``,
+sizes and distributions of the run's data set) and Review (``/review``, step
+through the test predictions and record verdicts on their explanations).
 """
 
 import os
@@ -57,6 +62,30 @@ page = st.navigation(
             title="Explain",
             icon=":material/hub:",
             url_path="explain",
+        ),
+        st.Page(
+            APP_DIR / "pages" / "evaluate.py",
+            title="Evaluate",
+            icon=":material/science:",
+            url_path="evaluate",
+        ),
+        st.Page(
+            APP_DIR / "pages" / "approximation.py",
+            title="Approximation",
+            icon=":material/scatter_plot:",
+            url_path="approximation",
+        ),
+        st.Page(
+            APP_DIR / "pages" / "data.py",
+            title="Data",
+            icon=":material/bar_chart:",
+            url_path="data",
+        ),
+        st.Page(
+            APP_DIR / "pages" / "review.py",
+            title="Review",
+            icon=":material/rate_review:",
+            url_path="review",
         ),
     ]
 )

@@ -1,9 +1,10 @@
 """Not a page: what the router (``app.py``) and the pages share.
 
 The session-state keys and query parameters they agree on, reading the runs
-folder (cached per run), and the run selector of the sidebar. The selected run
-lives in the ``run`` query parameter, so a link reopens it; the router keeps
-its name in ``st.session_state[SELECTED_RUN_KEY]`` for the page to read.
+folder (cached per run), the run selector of the sidebar, and keeping a page's
+view in the URL. The selected run lives in the ``run`` query parameter, so a
+link reopens it; the router keeps its name in
+``st.session_state[SELECTED_RUN_KEY]`` for the page to read.
 """
 
 import runpy
@@ -25,6 +26,7 @@ FLASH_KEY = "flash"  # a success message to show after the next rerun
 RUN_PARAM = "run"
 SPLITS = ("valid", "test")
 METRICS = {"mrr": "MRR", "hits@1": "Hits@1", "hits@3": "Hits@3", "hits@10": "Hits@10"}
+NOT_ROUTED = "Start the dashboard with `streamlit run app.py`; it sets the runs folder."
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,70 @@ def select_run_ui(entries: list[RunEntry]) -> RunEntry:
     if st.query_params.get(RUN_PARAM) != selected:
         st.query_params[RUN_PARAM] = selected
     return entries[names.index(selected)]
+
+
+# ---- a page's view in the URL -------------------------------------------------------
+
+
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """Return ``text`` as an int in [low, high], or None."""
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
+def as_text(value) -> str:
+    """Return a widget value as it is written in the URL."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def keep_in_url(param: str, value) -> None:
+    """Write the shown value into the URL; None or an empty text drops the parameter."""
+    if value is None or value == "":
+        st.query_params.pop(param, None)
+    elif st.query_params.get(param) != as_text(value):
+        st.query_params[param] = as_text(value)
+
+
+def forget_other_run(view_run_key: str, run_name: str, keys: dict[str, str]) -> None:
+    """Drop the widget states and parameters in ``keys`` when they were chosen for another run.
+
+    ``keys`` maps query parameters to widget keys; ``view_run_key`` remembers the
+    run the page's view belongs to.
+    """
+    if st.session_state.get(view_run_key) not in (None, run_name):
+        for param, key in keys.items():
+            st.session_state.pop(key, None)
+            st.query_params.pop(param, None)
+    st.session_state[view_run_key] = run_name
+
+
+def restore_from_url(parsers: dict, keys: dict[str, str]) -> list[str]:
+    """Copy URL parameters into their widgets' state; return the names that did not fit.
+
+    ``parsers`` maps a parameter to a function from its text to a value, or None
+    when the text does not fit; such a parameter leaves the URL and its widget
+    keeps its state.
+    """
+    rejected = []
+    for param, parse in parsers.items():
+        text = st.query_params.get(param)
+        if text is None:
+            continue
+        value = parse(text)
+        if value is None:
+            rejected.append(param)
+            st.query_params.pop(param)
+        else:
+            st.session_state[keys[param]] = value
+    return rejected
+
+
+# ---- text -------------------------------------------------------------------------------
 
 
 def plain(text: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, load_dataset, save_run, train
+from tests.test_external import write_fb_style
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 # Training inside the app is well under a second on an idle machine; the margin is
@@ -334,3 +335,21 @@ def test_delete_needs_a_confirmation(runs_root, nations, trained):
     assert list(app.dataframe[0].value["run"]) == ["alpha"]
     assert app.query_params["run"] == "alpha"
     assert app.selectbox(key="selected_run").options == ["alpha"]
+
+
+def test_external_data_sets_are_offered_when_gr_data_dir_names_them(
+    runs_root, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("GR_DATA_DIR", raising=False)
+    assert start_app().selectbox(key="dataset").options == ["nations", "kinships", "umls"]
+
+    monkeypatch.setenv("GR_DATA_DIR", str(write_fb_style(tmp_path / "data")))
+    app = start_app()
+    assert app.selectbox(key="dataset").options[-1] == "fb15k-237"
+    app.selectbox(key="dataset").set_value("fb15k-237")
+    app.text_input(key="name").input("fb")
+    app = app.button(key="train_submit").click().run(timeout=TRAIN_TIMEOUT)
+
+    assert not app.exception and not app.error
+    config = json.loads((runs_root / "fb" / "config.json").read_text())
+    assert config["dataset"]["source"] == "fb15k-237"

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset, save_run, train
+from gr_core.evaluation import run_evaluation
+from gr_core.review import read_reviews
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +33,17 @@ QUERY = {"head": "usa", "relation": "embassy", "k": 5, "method": "gr"}
 START_SECONDS = 60
 GRAPH_SECONDS = 60
 GRAPH_FRAME = 'iframe[title="Graph of the explanation\'s triples"]'
+EVALUATION = "n3-seed0"
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+CHART = ".js-plotly-plot"
+# Every page: its address, a text it shows once drawn, and whether it draws a plotly chart.
+PAGES = {
+    "runs": ("", "Runs", False),
+    "evaluate": (f"evaluate?evaluation={EVALUATION}", "Saved evaluations", True),
+    "approximation": ("approximation", "Approximation quality", True),
+    "data": ("data", "Entity degrees", True),
+    "review": ("review", "Is the explanation a plausible reason", False),
+}
 
 if not CHROMIUM.exists():
     if os.environ.get("GR_REQUIRE_BROWSER"):
@@ -63,10 +76,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def runs_folder(tmp_path_factory):
-    """A runs folder with one Nations run (default preset)."""
+    """A runs folder with one Nations run (default preset) and one saved evaluation of it."""
     root = tmp_path_factory.mktemp("browser") / "runs"
     dataset = load_dataset("nations")
     save_run(root / RUN, dataset, PRESETS["default"], train(dataset, PRESETS["default"]))
+    run_evaluation(root / RUN, root / RUN / "evaluations" / EVALUATION, queries=3,
+                   methods=("GR-1", "NH-1"))  # fmt: skip
     return root
 
 
@@ -119,9 +134,7 @@ def test_explain_link_draws_the_explanation_graph(server, runs_folder):
                 timeout=GRAPH_SECONDS * 1000,
             )
             labels = graph.evaluate("() => network.body.data.nodes.get().map(n => n.label)")
-            errors = page.locator(
-                '[data-testid="stException"], [data-testid="stAlertContentError"]'
-            )
+            errors = page.locator(ERRORS)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "explain.png"))
             error_count = errors.count()
@@ -132,3 +145,53 @@ def test_explain_link_draws_the_explanation_graph(server, runs_folder):
     assert sorted(labels) == sorted(entities)
     assert error_count == 0
     assert f"tail={explanation.tail_name}" in address  # the page wrote its view into the URL
+
+
+def open_page(browser, server: str, path: str, text: str, chart: bool = False):
+    """Open a page of the dashboard for the run and wait until it has drawn; return it."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1500})
+    separator = "&" if "?" in path else "?"
+    page.goto(f"{server}/{path}{separator}run={RUN}")
+    page.get_by_text(text, exact=False).first.wait_for(timeout=GRAPH_SECONDS * 1000)
+    if chart:
+        page.wait_for_selector(CHART, timeout=GRAPH_SECONDS * 1000)
+    page.wait_for_timeout(1000)  # let the last elements finish drawing
+    return page
+
+
+def test_every_page_draws_without_an_error(server):
+    shown = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for name, (path, text, chart) in PAGES.items():
+                page = open_page(browser, server, path, text, chart)
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                charts = page.locator(CHART).count()
+                shown[name] = (page.locator(ERRORS).count(), charts)
+                page.close()
+        finally:
+            browser.close()
+
+    assert all(errors == 0 for errors, _ in shown.values()), shown
+    for name, (_, _, chart) in PAGES.items():
+        assert shown[name][1] >= chart, f"no plotly chart drawn on the {name} page"
+
+
+def test_a_verdict_given_in_the_browser_is_saved(server, runs_folder):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, server, "review", "Is the explanation a plausible reason")
+            page.get_by_text("implausible", exact=True).click()
+            page.get_by_text("Saved: implausible", exact=False).wait_for(timeout=30_000)
+
+            # A reload shows the saved verdict again.
+            page.reload()
+            page.get_by_text("Saved: implausible", exact=False).wait_for(timeout=30_000)
+        finally:
+            browser.close()
+
+    reviews = read_reviews(runs_folder / RUN).reviews
+    assert [review.verdict for review in reviews.values()] == ["implausible"]

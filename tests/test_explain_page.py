@@ -7,25 +7,23 @@ with what ``Explainer`` computes on its own for the same query.
 
 import json
 import re
-from pathlib import Path
+from functools import partial
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset, save_run, train
+from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset
+from tests.pages import HOSTILE, open_page, save_trained, use_runs_folder, write_hostile_graph
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 RUN = "nations-distmult"
-HOSTILE = "<img src=x onerror=alert(1)>"
 VIS_DATA = re.compile(r"var (nodes|edges) = new vis\.DataSet\((.*?)\);\n")
 
 
 @pytest.fixture(scope="module")
-def runs_folder(tmp_path_factory):
+def runs_folder(tmp_path_factory, nations):
     """A runs folder holding one Nations run trained with the default preset."""
     root = tmp_path_factory.mktemp("explain") / "runs"
-    dataset = load_dataset("nations")
-    save_run(root / RUN, dataset, PRESETS["default"], train(dataset, PRESETS["default"]))
+    save_trained(root / RUN, nations, PRESETS["default"])
     return root
 
 
@@ -36,18 +34,10 @@ def explainer(runs_folder):
 
 @pytest.fixture
 def runs_root(runs_folder, monkeypatch):
-    monkeypatch.setenv("GR_RUNS_DIR", str(runs_folder))
-    return runs_folder
+    return use_runs_folder(runs_folder, monkeypatch)
 
 
-def open_explain(**params) -> AppTest:
-    """Open the Explain page as a link with these query parameters would."""
-    app = AppTest.from_file(str(APP), default_timeout=120)
-    app.query_params.update({key: str(value) for key, value in params.items()})
-    app.run()
-    app.switch_page("pages/explain.py").run()
-    assert not app.exception, app.exception
-    return app
+open_explain = partial(open_page, "explain")
 
 
 def table_with(app: AppTest, column: str):
@@ -201,25 +191,10 @@ def test_downloads_offer_csv_json_and_the_graph(runs_root):
 @pytest.fixture
 def small_graph(tmp_path, monkeypatch):
     """A run on five people, one of them named like an HTML tag, one with a readable label."""
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    people = [HOSTILE, "ann", "ben", "cas", "dee"]
-    train_lines = [
-        f"{people[i]}\t{relation}\t{people[(i + step) % 5]}"
-        for i in range(5)
-        for step, relation in ((1, "likes"), (2, "knows"), (3, "likes"))
-    ]
-    (folder / "train.txt").write_text("\n".join(train_lines) + "\n", encoding="utf-8")
-    (folder / "valid.txt").write_text(f"ann\tknows\t{HOSTILE}\n", encoding="utf-8")
-    (folder / "test.txt").write_text(f"{HOSTILE}\tknows\tben\n", encoding="utf-8")
-    (folder / "entity_names.tsv").write_text("ann\tAnn Arbor\n", encoding="utf-8")
-
-    dataset = load_dataset(folder)
-    config = PRESETS["default"].replace(epochs=5)
+    folder = write_hostile_graph(tmp_path / "hostile", entity_names="ann\tAnn Arbor\n")
     root = tmp_path / "runs"
-    save_run(root / "hostile", dataset, config, train(dataset, config))
-    monkeypatch.setenv("GR_RUNS_DIR", str(root))
-    return root
+    save_trained(root / "hostile", load_dataset(folder), PRESETS["default"].replace(epochs=5))
+    return use_runs_folder(root, monkeypatch)
 
 
 def test_hostile_names_are_shown_as_text_and_escaped_in_the_graph(small_graph):
@@ -246,12 +221,10 @@ def test_readable_labels_are_shown_and_accepted_in_the_link(small_graph):
     assert "ann" not in shown
 
 
-def test_run_without_a_ledger_shows_an_error(tmp_path, monkeypatch, runs_folder):
-    dataset = load_dataset("nations")
+def test_run_without_a_ledger_shows_an_error(tmp_path, monkeypatch, nations):
     config = PRESETS["default"].replace(epochs=2, ledger="off")
-    root = tmp_path / "runs"
-    save_run(root / "no-ledger", dataset, config, train(dataset, config))
-    monkeypatch.setenv("GR_RUNS_DIR", str(root))
+    root = use_runs_folder(tmp_path / "runs", monkeypatch)
+    save_trained(root / "no-ledger", nations, config)
 
     app = open_explain(run="no-ledger")
 
@@ -261,7 +234,7 @@ def test_run_without_a_ledger_shows_an_error(tmp_path, monkeypatch, runs_folder)
 
 
 def test_empty_runs_folder_points_to_the_runs_page(tmp_path, monkeypatch):
-    monkeypatch.setenv("GR_RUNS_DIR", str(tmp_path / "runs"))
+    use_runs_folder(tmp_path / "runs", monkeypatch)
 
     app = open_explain()
 

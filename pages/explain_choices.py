@@ -1,0 +1,206 @@
+"""Not a page: the Explain page's choices, drawn as widgets and kept in the URL.
+
+The query (``head``, ``relation``), the predictions shown (``top``, ``known``),
+the tail to explain (``tail``), the method (``method``) and the explanation size
+(``k``) each have a widget and a query parameter of that name. A link restores
+them before the widgets are drawn; every change is written back, so the address
+always names the view.
+"""
+
+import streamlit as st
+
+from gr_core import Prediction
+from pages.loading import LoadedRun
+from pages.shared import forget_other_run, keep_in_url, restore_from_url, whole_number
+
+METHOD_LABELS = {
+    "gr": "GR",
+    "gr-o": "GR-O",
+    "first-order": "First-order",
+    "all-positive": "GR-ALL",
+}
+# The methods this page offers. gr_core's CRIAGE baseline needs a run trained with
+# the bce loss; the Evaluate page compares it.
+METHODS = tuple(METHOD_LABELS)
+METHOD_HELP = (
+    "GR: the k triples whose rollback lowers the probability most. "
+    "GR-O: the same, among triples whose tail is the explained tail. "
+    "First-order: ranked by the linearised rollback (gradient · ledger), a cheap estimate. "
+    "GR-ALL: every triple whose rollback lowers the probability at all."
+)
+MAX_K = 50
+MAX_TOP = 20
+DEFAULTS = {"k": 10, "method": "gr", "top": 10, "known": False}
+KEY = {  # query parameter -> session-state key of its widget
+    param: f"explain_{param}"
+    for param in ("head", "relation", "tail", "k", "method", "top", "known")
+}
+VIEW_RUN_KEY = "explain_view_run"  # the run the view's choices belong to
+
+
+# ---- the view in the URL --------------------------------------------------------------
+
+
+def parsers(loaded: LoadedRun) -> dict:
+    """Return, per query parameter, a function from its text to a value or None."""
+    return {
+        "head": loaded.entity_key,
+        "relation": loaded.relation_key,
+        "tail": loaded.entity_key,
+        "k": lambda text: whole_number(text, 1, MAX_K),
+        "method": lambda text: text if text in METHODS else None,
+        "top": lambda text: whole_number(text, 1, MAX_TOP),
+        "known": {"1": True, "true": True, "0": False, "false": False}.get,
+    }
+
+
+def restore_view(loaded: LoadedRun, run_name: str) -> None:
+    """Copy the URL's view into the widgets' state before they are drawn.
+
+    Choices made for another run are dropped quietly when the sidebar switches
+    runs; a parameter that does not fit gets a warning and is left out (the
+    widget keeps its current value, or the default in a fresh session).
+    """
+    query = {param: KEY[param] for param in ("head", "relation", "tail")}
+    forget_other_run(VIEW_RUN_KEY, run_name, query)
+    rejected = restore_from_url(parsers(loaded), KEY)
+    if rejected:
+        # The parameters' text is not echoed: a crafted link could put markdown on the page.
+        st.warning(
+            f"The link's {', '.join(rejected)} did not fit this run and were replaced; "
+            "choose again below."
+        )
+
+
+def remember(param: str) -> None:
+    """Widget callback: write the widget's new value into the URL before the rerun."""
+    keep_in_url(param, st.session_state[KEY[param]])
+
+
+def remember_query(param: str) -> None:
+    """Widget callback for head and relation: a new query starts at its own top-1 tail."""
+    remember(param)
+    st.query_params.pop("tail", None)
+    st.session_state.pop(KEY["tail"], None)
+
+
+def seed(param: str, default, allowed) -> None:
+    """Give a widget its default unless its state already holds an allowed value."""
+    if st.session_state.get(KEY[param]) not in allowed:
+        st.session_state[KEY[param]] = default
+
+
+# ---- the widgets ------------------------------------------------------------------------
+
+
+def query_ui(loaded: LoadedRun) -> tuple[str, str, int, bool]:
+    """Draw head, relation, predictions shown and the known-tails toggle; return them."""
+    dataset = loaded.dataset
+    first_test = dataset.test[0].tolist() if len(dataset.test) else dataset.train[0].tolist()
+    seed("head", dataset.entities[first_test[0]], loaded.entity_labels)
+    seed("relation", dataset.relations[first_test[1]], loaded.relation_labels)
+    seed("top", DEFAULTS["top"], range(1, MAX_TOP + 1))
+    seed("known", DEFAULTS["known"], (True, False))
+
+    columns = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
+    head_column, relation_column, top_column, known_column = columns
+    head = head_column.selectbox(
+        "Head",
+        dataset.entities,
+        format_func=loaded.entity_labels.get,
+        key=KEY["head"],
+        on_change=remember_query,
+        args=("head",),
+        help="The entity the query starts from. Type to search.",
+    )
+    relation = relation_column.selectbox(
+        "Relation",
+        dataset.relations,
+        format_func=loaded.relation_labels.get,
+        key=KEY["relation"],
+        on_change=remember_query,
+        args=("relation",),
+        help="The query is (head, relation, ?): which tail does the model predict?",
+    )
+    top = top_column.number_input(
+        "Predictions shown",
+        1,
+        MAX_TOP,
+        key=KEY["top"],
+        on_change=remember,
+        args=("top",),
+    )
+    known = known_column.toggle(
+        "Show known tails",
+        key=KEY["known"],
+        on_change=remember,
+        args=("known",),
+        help="Also list tails that the training or validation triples already give this "
+        "query (marked as known). Off: the filtered ranking used for evaluation.",
+    )
+    for param, value in (("head", head), ("relation", relation), ("top", top), ("known", known)):
+        keep_in_url(param, value)
+    return head, relation, top, known
+
+
+def tail_ui(predictions: list[Prediction], top1: str, loaded: LoadedRun) -> str:
+    """Draw the choice of the tail to explain (default: the filtered top-1); return its key."""
+    shown = {p.name: p for p in predictions}
+    options = list(shown)
+    if top1 not in shown:
+        options.append(top1)
+    linked = st.session_state.get(KEY["tail"])
+    if linked is not None and linked not in options:
+        options.append(linked)  # a tail from a link may lie outside the shown predictions
+    seed("tail", top1, options)
+
+    def describe(tail: str) -> str:
+        label = loaded.entity_labels[tail]
+        if tail not in shown:
+            return f"{label} (not among the shown predictions)"
+        prediction = shown[tail]
+        known = ", known" if prediction.known else ""
+        top = ", filtered top-1" if tail == top1 else ""
+        return f"{label} (p = {prediction.probability:.3f}{known}{top})"
+
+    tail = st.selectbox(
+        "Tail to explain",
+        options,
+        format_func=describe,
+        key=KEY["tail"],
+        on_change=remember,
+        args=("tail",),
+    )
+    keep_in_url("tail", tail)
+    return tail
+
+
+def method_ui() -> tuple[str, int]:
+    """Draw the method and the explanation size; return (method, k)."""
+    seed("method", DEFAULTS["method"], METHODS)
+    seed("k", DEFAULTS["k"], range(1, MAX_K + 1))
+    method_column, k_column = st.columns([3, 1])
+    method = method_column.segmented_control(
+        "Method",
+        METHODS,
+        format_func=METHOD_LABELS.get,
+        required=True,
+        key=KEY["method"],
+        on_change=remember,
+        args=("method",),
+        help=METHOD_HELP,
+    )
+    k = k_column.number_input(
+        "Triples (k)",
+        1,
+        MAX_K,
+        key=KEY["k"],
+        on_change=remember,
+        args=("k",),
+        disabled=method == "all-positive",
+        help="How many of the most influential triples to show. GR-ALL shows every triple "
+        "with a positive influence.",
+    )
+    keep_in_url("method", method)
+    keep_in_url("k", k)
+    return method, k

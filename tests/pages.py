@@ -1,0 +1,68 @@
+"""Helpers of the page tests: open a dashboard page with AppTest, and make the runs it shows.
+
+A page test points ``GR_RUNS_DIR`` at a runs folder of its own, then opens the
+page as a link with query parameters would: app.py runs first (the router and
+its sidebar), then switches to the page.
+"""
+
+import shutil
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from gr_core import PRESETS, save_run, train
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+SHORT = PRESETS["default"].replace(epochs=3, dim=8)  # a short run, quick to train
+HOSTILE = "<img src=x onerror=alert(1)>"  # an entity name that is also HTML
+
+
+def open_page(page: str, timeout: int = 120, **params) -> AppTest:
+    """Open ``pages/<page>.py`` through app.py as a link with these query parameters would."""
+    app = AppTest.from_file(str(APP), default_timeout=timeout)
+    app.query_params.update({key: str(value) for key, value in params.items()})
+    app.run()
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def save_trained(folder: Path, dataset, config) -> Path:
+    """Train a model on ``dataset`` and save it as the run ``folder``; return the folder."""
+    return save_run(folder, dataset, config, train(dataset, config))
+
+
+def use_runs_folder(root: Path, monkeypatch) -> Path:
+    """Point the dashboard at the runs folder ``root`` for this test; return it."""
+    monkeypatch.setenv("GR_RUNS_DIR", str(root))
+    return root
+
+
+def copy_to_runs_folder(run: Path, root: Path, monkeypatch) -> Path:
+    """Copy a saved run into the runs folder ``root`` and point the dashboard there.
+
+    Return the copy: a test may write into it without reaching other tests.
+    """
+    shutil.copytree(run, root / run.name)
+    use_runs_folder(root, monkeypatch)
+    return root / run.name
+
+
+def write_hostile_graph(folder: Path, entity_names: str = "") -> Path:
+    """Write a data set of five people, one named like an HTML tag; return its folder.
+
+    ``entity_names`` is the text of entity_names.tsv; empty: no such file.
+    """
+    folder.mkdir()
+    people = [HOSTILE, "ann", "ben", "cas", "dee"]
+    train_lines = [
+        f"{people[i]}\t{relation}\t{people[(i + step) % 5]}"
+        for i in range(5)
+        for step, relation in ((1, "likes"), (2, "knows"), (3, "likes"))
+    ]
+    (folder / "train.txt").write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+    (folder / "valid.txt").write_text(f"ann\tknows\t{HOSTILE}\n", encoding="utf-8")
+    (folder / "test.txt").write_text(f"{HOSTILE}\tknows\tben\n", encoding="utf-8")
+    if entity_names:
+        (folder / "entity_names.tsv").write_text(entity_names, encoding="utf-8")
+    return folder
