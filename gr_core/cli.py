@@ -404,18 +404,20 @@ def command_explain(args) -> int:
         print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
         return 0
 
-    e = explanation
-    print(f"query       ({e.head_name}, {e.relation_name}, ?)")
-    print(f"prediction  {e.tail_name}  Pr {e.probability:.4f}")
+    e, entity, relation = explanation, dataset.entity_labels, dataset.relation_labels
+    print(f"query       ({entity[e.head]}, {relation[e.relation]}, ?)")
+    print(f"prediction  {entity[e.tail]}  Pr {e.probability:.4f}")
     print(f"method      {e.method}: {len(e.rows)} of {e.num_neighbours} candidate triples")
     print(f"{'rank':>4} {'influence':>10} {'Pr after':>9}  {'category':<16} triple")
     for row in e.rows:
         print(
             f"{row.rank:>4} {row.influence:>10.4f} {row.probability_after:>9.4f}  "
-            f"{row.category:<16} ({row.head_name}, {row.relation_name}, {row.tail_name})"
+            f"{row.category:<16} ({entity[row.head]}, {relation[row.relation]}, "
+            f"{entity[row.tail]})"
         )
     for path in e.paths:
-        print(f"path via {path.via_name}: ranks {list(path.head_side)} then {list(path.tail_side)}")
+        sides = f"{list(path.head_side)} then {list(path.tail_side)}"
+        print(f"path via {entity[path.via]}: ranks {sides}")
     return 0
 
 
@@ -507,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         "loo": command_loo,
     }
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            if logger.getEffectiveLevel() <= logging.INFO:  # the log already says it once
+                warnings.simplefilter("ignore", DatasetWarning)
+            return commands[args.command](args)
     except GRError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

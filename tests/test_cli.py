@@ -142,3 +142,34 @@ def test_a_run_that_does_not_fit_stops_before_training(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert "error: training needs about" in err and "only 10.0 MiB is available" in err
     assert not (tmp_path / "big").exists()
+
+
+def test_dropped_triples_are_reported_once(tmp_path, capsys):
+    folder = tmp_path / "graph"
+    folder.mkdir()
+    rows = ["a\tknows\tb", "b\tknows\tc", "c\tlikes\ta"]
+    (folder / "train.txt").write_text("\n".join(rows) + "\n")
+    (folder / "valid.txt").write_text("a\tknows\tc\n")
+    (folder / "test.txt").write_text("a\tknows\tstranger\n")
+    args = ["train", "--dataset", str(folder), "--epochs", "1", "--dim", "4", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("does not occur in train") == 1, err
+
+
+def test_explain_prints_readable_labels(tmp_path, capsys):
+    folder = tmp_path / "graph"
+    folder.mkdir()
+    rows = ["a\tknows\tb", "b\tknows\tc", "c\tknows\ta", "a\tlikes\tc", "b\tlikes\ta"]
+    (folder / "train.txt").write_text("\n".join(rows) + "\n")
+    (folder / "valid.txt").write_text("c\tlikes\tb\n")
+    (folder / "test.txt").write_text("a\tknows\tc\n")
+    (folder / "entity_names.tsv").write_text("a\tAlice\nb\tBob\nc\tCarol\n")
+    run = tmp_path / "run"
+    args = ["train", "--dataset", str(folder), "--epochs", "2", "--dim", "4", "--no-progress"]
+    assert main([*args, "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["explain", "--run", str(run), "--head", "Alice", "--relation", "knows"]) == 0
+    text = capsys.readouterr().out
+    assert "query       (Alice, knows, ?)" in text
+    assert "(Alice, knows, Bob)" in text and "(a, " not in text
