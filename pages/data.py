@@ -34,7 +34,7 @@ NEIGHBOURHOOD_CAPTION = (
 )
 
 
-@st.cache_data(max_entries=16, show_spinner="Counting the data set (a minute on large ones)…")
+@st.cache_data(max_entries=16, show_spinner="Counting the data set…")
 def cached_profile(path: str, config_mtime_ns: int) -> tuple[str, DatasetProfile]:
     """Return the name and profile of the run's data set; the mtime keys the cache.
 
