@@ -230,7 +230,10 @@ def _add_train_parser(commands) -> None:
         "(float16 and bfloat16 halve the file; default: float32)",
     )
     train_parser.add_argument(
-        "--device", default="cpu", help="torch device: cpu, cuda, cuda:1, or auto (default: cpu)"
+        "--device",
+        default="auto",
+        help="torch device: cpu, cuda, cuda:1, or auto: a CUDA GPU when torch sees one, "
+        "else the CPU (default: auto)",
     )
     train_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
