@@ -134,8 +134,9 @@ class _Counts:
         self.relation = torch.bincount(relation)
         low, high = torch.minimum(head, tail), torch.maximum(head, tail)
         # A self-loop contains its entity once: count it with the head only.
-        self.relation_keys = _Table(torch.cat((self._key(relation, head),
-                                               self._key(relation[~loop], tail[~loop]))))  # fmt: skip
+        as_head = self._key(relation, head)
+        as_tail = self._key(relation[~loop], tail[~loop])
+        self.relation_keys = _Table(torch.cat((as_head, as_tail)))
         self.pair_keys = _Table(self._key(low, high)[~loop])
         self.triple_keys = _Table(self._key(self._key(relation, low), high)[~loop])
 
