@@ -3,7 +3,8 @@
 The run comes from the sidebar (``run`` query parameter). The view is kept in the
 URL too, so a link reopens it exactly: ``head``, ``relation`` (keys or readable
 labels), ``tail`` (default: the filtered top-1), ``method`` (``gr``, ``gr-o``,
-``first-order``, ``all-positive``), ``k`` (triples in the explanation), ``top``
+``first-order``, ``all-positive``, and ``criage`` for runs trained with a
+sigmoid), ``k`` (triples in the explanation), ``top``
 (predictions shown) and ``known`` (``1``: also show tails the data already give).
 A parameter that does not fit the run is replaced by the default, with a warning
 that does not repeat the parameter's text.
@@ -235,7 +236,7 @@ def explain_page() -> None:
     with explanation_column:
         st.subheader("Explanation")
         tail = tail_ui(predictions, filtered_top[0].name, loaded)
-        method, k = method_ui()
+        method, k = method_ui(loaded)
         try:
             explanation = cached_explanation(*entry.key, head, relation, tail, method, k)
         except GRError as error:

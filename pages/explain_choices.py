@@ -18,16 +18,29 @@ METHOD_LABELS = {
     "gr-o": "GR-O",
     "first-order": "First-order",
     "all-positive": "GR-ALL",
+    "criage": "CRIAGE",
 }
-# The methods this page offers. gr_core's CRIAGE baseline needs a run trained with
-# the bce loss; the Evaluate page compares it.
 METHODS = tuple(METHOD_LABELS)
+SIGMOID_ONLY = ("criage",)  # CRIAGE is defined for runs trained with the sigmoid (bce) loss
 METHOD_HELP = (
     "GR: the k triples whose rollback lowers the probability most. "
     "GR-O: the same, among triples whose tail is the explained tail. "
     "First-order: ranked by the linearised rollback (gradient · ledger), a cheap estimate. "
     "GR-ALL: every triple whose rollback lowers the probability at all."
 )
+CRIAGE_HELP = (
+    " CRIAGE (Pezeshkpour et al. 2019, sigmoid runs only): GR-O's triples ranked by a "
+    "Newton step on the tail's embedding instead of the ledger."
+)
+
+
+def methods_for(loaded: LoadedRun) -> tuple[str, ...]:
+    """Return the methods the run supports: CRIAGE only for sigmoid runs."""
+    if loaded.run.train_config.loss == "bce":
+        return METHODS
+    return tuple(method for method in METHODS if method not in SIGMOID_ONLY)
+
+
 MAX_K = 50
 MAX_TOP = 20
 DEFAULTS = {"k": 10, "method": "gr", "top": 10, "known": False}
@@ -48,7 +61,7 @@ def parsers(loaded: LoadedRun) -> dict:
         "relation": loaded.relation_key,
         "tail": loaded.entity_key,
         "k": lambda text: whole_number(text, 1, MAX_K),
-        "method": lambda text: text if text in METHODS else None,
+        "method": lambda text: text if text in methods_for(loaded) else None,
         "top": lambda text: whole_number(text, 1, MAX_TOP),
         "known": {"1": True, "true": True, "0": False, "false": False}.get,
     }
@@ -175,20 +188,21 @@ def tail_ui(predictions: list[Prediction], top1: str, loaded: LoadedRun) -> str:
     return tail
 
 
-def method_ui() -> tuple[str, int]:
+def method_ui(loaded: LoadedRun) -> tuple[str, int]:
     """Draw the method and the explanation size; return (method, k)."""
-    seed("method", DEFAULTS["method"], METHODS)
+    methods = methods_for(loaded)
+    seed("method", DEFAULTS["method"], methods)
     seed("k", DEFAULTS["k"], range(1, MAX_K + 1))
     method_column, k_column = st.columns([3, 1])
     method = method_column.segmented_control(
         "Method",
-        METHODS,
+        methods,
         format_func=METHOD_LABELS.get,
         required=True,
         key=KEY["method"],
         on_change=remember,
         args=("method",),
-        help=METHOD_HELP,
+        help=METHOD_HELP + (CRIAGE_HELP if "criage" in methods else ""),
     )
     k = k_column.number_input(
         "Triples (k)",

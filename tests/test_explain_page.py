@@ -13,7 +13,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gr_core import PRESETS, Explainer, load_dataset, load_run_with_dataset
-from tests.pages import HOSTILE, open_page, save_trained, use_runs_folder, write_hostile_graph
+from tests.pages import (
+    HOSTILE,
+    SHORT,
+    open_page,
+    save_trained,
+    use_runs_folder,
+    write_hostile_graph,
+)
 
 RUN = "nations-distmult"
 VIS_DATA = re.compile(r"var (nodes|edges) = new vis\.DataSet\((.*?)\);\n")
@@ -247,3 +254,20 @@ def test_sidebar_names_the_run_and_its_data_set(runs_root):
 
     assert app.sidebar.selectbox(key="selected_run").value == RUN
     assert any("nations" in caption.value for caption in app.sidebar.caption)
+
+
+def test_criage_is_offered_for_sigmoid_runs_only(tmp_path, monkeypatch, nations, runs_root):
+    # The softmax run: a link asking for CRIAGE falls back to GR with a warning.
+    app = open_page("explain", run=RUN, head="usa", relation="embassy", method="criage")
+    assert "criage" not in app.segmented_control(key="explain_method").options
+    assert app.segmented_control(key="explain_method").value == "gr" and len(app.warning) == 1
+
+    sigmoid = save_trained(tmp_path / "runs" / "sigmoid", nations, SHORT.replace(loss="bce"))
+    use_runs_folder(sigmoid.parent, monkeypatch)
+    app = open_page("explain", run="sigmoid", head="usa", relation="embassy", method="criage")
+    assert not app.warning
+    assert app.segmented_control(key="explain_method").value == "criage"
+    explainer = Explainer(*load_run_with_dataset(sigmoid))
+    expected = explainer.explain("usa", "embassy", method="criage", k=10)
+    assert shown_rows(app) == expected_rows(expected)
+    assert all(row[3] == expected.tail_name for row in shown_rows(app))
