@@ -165,9 +165,24 @@ def reviews_table(reviews: Iterable[Review]) -> pd.DataFrame:
     return table.rename(columns={"top_category": "top category"})
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def reviews_csv(reviews: Iterable[Review]) -> str:
-    """Return the verdicts as CSV text, one row per test triple (``reviews_table``)."""
-    return reviews_table(reviews).to_csv(index=False)
+    """Return the verdicts as CSV text, one row per test triple (``reviews_table``).
+
+    A text cell that a spreadsheet would run as a formula (a note such as
+    ``=HYPERLINK(...)``) gets a leading apostrophe, which spreadsheets show as
+    text; ``reviews.jsonl`` keeps the text exactly as it was given.
+    """
+    return reviews_table(reviews).map(_as_text_cell).to_csv(index=False)
+
+
+def _as_text_cell(value):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def verdict_counts(reviews: Iterable[Review], group: Callable[[Review], str]) -> pd.DataFrame:

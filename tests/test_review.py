@@ -139,9 +139,16 @@ def test_the_csv_export_reads_back_to_the_verdicts(tmp_path):
     table = pd.read_csv(io.StringIO(text), keep_default_na=False, dtype=str)
     assert list(table.columns) == list(reviews_table(given).columns)
     assert list(table["head"]) == [HOSTILE_NAME, "china"]
-    assert list(table["note"]) == [given[0].note, "=1+1"]
+    assert list(table["note"]) == [given[0].note, "'=1+1"]  # shown as text, not run
     assert list(table["verdict"]) == ["plausible", "implausible"]
     assert list(table["correct"]) == ["True", "False"]
+
+
+def test_the_csv_export_neutralises_spreadsheet_formulas():
+    notes = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "fine = ok", "'quoted"]
+    given = [review(f"h{i}", "r", "t", note=note) for i, note in enumerate(notes)]
+    table = pd.read_csv(io.StringIO(reviews_csv(given)), keep_default_na=False, dtype=str)
+    assert list(table["note"]) == ["'" + note for note in notes[:4]] + notes[4:]
 
 
 def test_a_verdict_outside_the_three_is_refused():
