@@ -208,6 +208,12 @@ def _add_train_parser(commands) -> None:
     )
     _add_data_dir_argument(train_parser)
     train_parser.add_argument(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        help="seed of the 80/10/10 split of a data set that comes unsplit (ml-100k; default 0)",
+    )
+    train_parser.add_argument(
         "--preset",
         default="default",
         choices=sorted(settings.PRESETS),
@@ -324,7 +330,7 @@ def command_train(args) -> int:
         if getattr(args, field.name) is not None
     }
     config = settings.preset(args.preset).replace(**overrides)
-    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed)
     out = args.out or Path("runs") / f"{dataset.name}-{config.model}-{args.preset}"
     if out.exists() and not args.overwrite:
         raise RunExistsError(f"run folder {out} already exists; pass --overwrite or another --out")

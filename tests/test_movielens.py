@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gr_core.cli import main
 from gr_core.config import DEFAULT
 from gr_core.data import DatasetWarning, load_dataset
 from gr_core.errors import DatasetError
@@ -278,3 +279,16 @@ def test_metrics_rank_among_movies_only(tmp_path, make_model):
     torch.testing.assert_close(ranks, expected, rtol=0, atol=0)
     everyone = filtered_ranks(model, dataset.test, TailFilter(known, dataset.num_relations))
     assert (ranks <= everyone).all() and (ranks < everyone).any()
+
+
+def test_split_seed_flag_of_train(tmp_path, capsys):
+    folder = write_tiny_movielens(tmp_path / "ml")
+    args = ["train", "--dataset", str(folder), "--epochs", "1", "--dim", "4", "--no-progress"]
+    assert main([*args, "--split-seed", "5", "--out", str(tmp_path / "run")]) == 0
+    run, dataset = load_run_with_dataset(tmp_path / "run")
+    assert run.config["dataset"]["split_seed"] == dataset.split_seed == 5
+    assert dataset.content_hash == load_quietly(folder, split_seed=5).content_hash
+
+    # A data set that comes split has no split to seed.
+    assert main(["train", "--split-seed", "5", "--out", str(tmp_path / "nations")]) == 2
+    assert "split_seed applies only to MovieLens" in capsys.readouterr().err
