@@ -119,6 +119,19 @@ class Dataset:
         return len(self.relations)
 
     @cached_property
+    def query_heads(self) -> tuple[str, ...]:
+        """Return the entity keys a query ``(head, relation, ?)`` sensibly starts from.
+
+        Every entity, unless the data set restricts its tails: then only the
+        entities that head a triple in some split (MovieLens: the users, since a
+        movie never rates anything).
+        """
+        if self.tail_candidates is None:
+            return self.entities
+        heads = torch.cat([self.train[:, 0], self.valid[:, 0], self.test[:, 0]]).unique()
+        return tuple(self.entities[i] for i in heads.tolist())
+
+    @cached_property
     def _entity_lookup(self) -> _NameLookup:
         return _NameLookup("entity", self.entities, self.entity_labels)
 

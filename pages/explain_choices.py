@@ -110,7 +110,8 @@ def query_ui(loaded: LoadedRun) -> tuple[str, str, int, bool]:
     """Draw head, relation, predictions shown and the known-tails toggle; return them."""
     dataset = loaded.dataset
     first_test = dataset.test[0].tolist() if len(dataset.test) else dataset.train[0].tolist()
-    seed("head", dataset.entities[first_test[0]], loaded.entity_labels)
+    heads = dataset.query_heads
+    seed("head", dataset.entities[first_test[0]], set(heads))
     seed("relation", dataset.relations[first_test[1]], loaded.relation_labels)
     seed("top", DEFAULTS["top"], range(1, MAX_TOP + 1))
     seed("known", DEFAULTS["known"], (True, False))
@@ -119,7 +120,7 @@ def query_ui(loaded: LoadedRun) -> tuple[str, str, int, bool]:
     head_column, relation_column, top_column, known_column = columns
     head = head_column.selectbox(
         "Head",
-        dataset.entities,
+        heads,
         format_func=loaded.entity_labels.get,
         key=KEY["head"],
         on_change=remember_query,

@@ -19,6 +19,7 @@ from gr_core.movielens import DEFAULT_SPLIT_SEED
 from gr_core.review import top1_predictions
 from gr_core.runs import load_run_with_dataset, save_run
 from gr_core.training import train
+from tests.pages import copy_to_runs_folder, open_page
 from tests.test_external import shared_data_dir
 from tests.test_metrics import brute_force_ranks, known_tails_by_query
 
@@ -109,6 +110,14 @@ def test_tail_candidates_are_the_movies(tmp_path):
     assert dataset.tail_candidates[dataset.train[:, 2]].all()
     assert not dataset.tail_candidates[dataset.train[:, 0]].any()
     assert load_dataset("nations").tail_candidates is None
+
+
+def test_queries_start_from_users_only(tmp_path):
+    dataset = load_quietly(write_tiny_movielens(tmp_path / "ml"))
+    users = [key for key in dataset.entities if key.startswith("user:")]
+    assert dataset.query_heads == tuple(users) and len(users) == len(USERS)
+    nations = load_dataset("nations")
+    assert nations.query_heads == nations.entities
 
 
 def test_the_hash_covers_both_files_and_the_seed_but_not_the_place(tmp_path):
@@ -292,3 +301,19 @@ def test_split_seed_flag_of_train(tmp_path, capsys):
     # A data set that comes split has no split to seed.
     assert main(["train", "--split-seed", "5", "--out", str(tmp_path / "nations")]) == 2
     assert "split_seed applies only to MovieLens" in capsys.readouterr().err
+
+
+def test_the_explain_page_asks_about_users_and_answers_with_movies(
+    tiny_run_path, tmp_path, monkeypatch
+):
+    path, data_dir = tiny_run_path
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(data_dir))
+    copy_to_runs_folder(path, tmp_path / "runs", monkeypatch)
+    app = open_page("explain", run=path.name)
+
+    assert app.selectbox(key="explain_head").options == [f"user {user}" for user in USERS]
+    (table,) = [frame.value for frame in app.dataframe if "probability" in frame.value.columns]
+    _, dataset = load_run_with_dataset(path)
+    pairs = zip(dataset.entities, dataset.entity_labels, strict=True)
+    movie_labels = {label for key, label in pairs if key.startswith("movie:")}
+    assert len(table) and set(table["tail"]) <= movie_labels
