@@ -136,7 +136,11 @@ def test_chunk_size_does_not_change_the_explanation(explainer):
     whole = explainer.explain("china", "economicaid", k=8)
     chunked = explainer.explain("china", "economicaid", k=8, chunk_size=7)
     assert [r.triple_index for r in chunked.rows] == [r.triple_index for r in whole.rows]
-    assert [r.influence for r in chunked.rows] == pytest.approx([r.influence for r in whole.rows])
+    # Influences are differences of float32 probabilities; chunks of another shape
+    # round the matrix products differently, by about one unit in the last place.
+    assert [r.influence for r in chunked.rows] == pytest.approx(
+        [r.influence for r in whole.rows], rel=1e-5, abs=1e-7
+    )
 
 
 def test_bad_names_and_settings_are_reported(explainer, run_path, nations):
