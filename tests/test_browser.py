@@ -1,10 +1,12 @@
-"""The Explain page in a real browser: a Streamlit server and headless Chromium.
+"""The dashboard in a real browser: a Streamlit server and headless Chromium.
 
-AppTest cannot run the graph's JavaScript; this test can. It starts
+AppTest cannot run the graph's JavaScript; these tests can. They start
 ``streamlit run app.py`` on a free port with a runs folder holding one Nations
-run, opens a link to the Explain page, waits until vis-network has laid out the
-graph inside its iframe and reads the drawn node labels back. A screenshot goes
-to ``test-artifacts/explain.png`` for a person to look at.
+run. One opens a link to the Explain page, waits until vis-network has laid out
+the graph inside its iframe and reads the drawn node labels back; one visits
+every page; one reviews twenty predictions by clicking, as a reviewer would, and
+reads the verdicts back from the run folder. Screenshots go to
+``test-artifacts/`` for a person to look at.
 
 Needs Debian's ``/usr/bin/chromium``; without it the test is skipped, unless
 ``GR_REQUIRE_BROWSER`` is set (as CI does), in which case it fails.
@@ -179,19 +181,48 @@ def test_every_page_draws_without_an_error(server):
         assert shown[name][1] >= chart, f"no plotly chart drawn on the {name} page"
 
 
-def test_a_verdict_given_in_the_browser_is_saved(server, runs_folder):
+REVIEWED = 20  # predictions a reviewer judges in one sitting
+VERDICT_CYCLE = ("plausible", "implausible", "unsure")
+VERDICT_GROUP = "Is the explanation a"  # the radio group's accessible name starts so
+
+
+def wait_for_position(page, position: int) -> None:
+    """Wait until the Review page shows the prediction at ``position`` and has settled."""
+    page.wait_for_function(
+        """(position) => [...document.querySelectorAll('input[type=number]')].some(
+            (e) => (e.getAttribute('aria-label') || '').startsWith('Position')
+                   && e.value === String(position))""",
+        arg=position,
+        timeout=30_000,
+    )
+    page.wait_for_selector('[data-stale="true"]', state="detached", timeout=30_000)
+
+
+def test_twenty_verdicts_given_in_the_browser_are_saved(server, runs_folder):
+    nations = load_dataset("nations")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = open_page(browser, server, "review", "Is the explanation a plausible reason")
-            page.get_by_text("implausible", exact=True).click()
-            page.get_by_text("Saved: implausible", exact=False).wait_for(timeout=30_000)
+            for position in range(1, REVIEWED + 1):
+                wait_for_position(page, position)
+                verdict = VERDICT_CYCLE[position % len(VERDICT_CYCLE)]
+                group = page.get_by_role("radiogroup", name=VERDICT_GROUP)
+                group.get_by_text(verdict, exact=True).click()
+                page.get_by_text(f"Saved: {verdict}", exact=False).wait_for(timeout=30_000)
+                if position < REVIEWED:
+                    page.get_by_role("button", name="Next").click()
 
-            # A reload shows the saved verdict again.
+            # A reload shows the last saved verdict again.
             page.reload()
-            page.get_by_text("Saved: implausible", exact=False).wait_for(timeout=30_000)
+            last = VERDICT_CYCLE[REVIEWED % len(VERDICT_CYCLE)]
+            page.get_by_text(f"Saved: {last}", exact=False).wait_for(timeout=30_000)
         finally:
             browser.close()
 
     reviews = read_reviews(runs_folder / RUN).reviews
-    assert [review.verdict for review in reviews.values()] == ["implausible"]
+    expected = {
+        (nations.entities[h], nations.relations[r], nations.entities[t]): VERDICT_CYCLE[i % 3]
+        for i, (h, r, t) in enumerate(nations.test[:REVIEWED].tolist(), start=1)
+    }
+    assert {triple: review.verdict for triple, review in reviews.items()} == expected
