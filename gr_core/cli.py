@@ -413,7 +413,7 @@ def command_explain(args) -> int:
         print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
         return 0
 
-    e, entity, relation = explanation, dataset.entity_labels, dataset.relation_labels
+    e, entity, relation = explanation, dataset.entity_display, dataset.relation_display
     print(f"query       ({entity[e.head]}, {relation[e.relation]}, ?)")
     print(f"prediction  {entity[e.tail]}  Pr {e.probability:.4f}")
     print(f"method      {e.method}: {len(e.rows)} of {e.num_neighbours} candidate triples")

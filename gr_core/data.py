@@ -132,6 +132,16 @@ class Dataset:
         return tuple(self.entities[i] for i in heads.tolist())
 
     @cached_property
+    def entity_display(self) -> tuple[str, ...]:
+        """Return what to show for each entity: its label, with the key where it is shared."""
+        return distinct_labels(self.entities, self.entity_labels)
+
+    @cached_property
+    def relation_display(self) -> tuple[str, ...]:
+        """Return what to show for each relation: its label, with the key where it is shared."""
+        return distinct_labels(self.relations, self.relation_labels)
+
+    @cached_property
     def _entity_lookup(self) -> _NameLookup:
         return _NameLookup("entity", self.entities, self.entity_labels)
 
@@ -181,6 +191,21 @@ class _NameLookup:
         if len(ids) > 1:
             raise AmbiguousNameError(self.kind, key_or_label, [self.keys[i] for i in ids])
         return ids[0]
+
+
+def distinct_labels(keys: tuple[str, ...], labels: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the labels, each that names several items followed by its item's key.
+
+    WordNet gives one lemma to many synsets (WN18RR: "run" names 33 of them), so
+    a shown name such as ``run (07460104)`` tells the reader which one is meant.
+    """
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return tuple(
+        label if label == key or counts[label] == 1 else f"{label} ({key})"
+        for key, label in zip(keys, labels, strict=True)
+    )
 
 
 def builtin_dataset_path(name: str) -> Path:

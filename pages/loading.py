@@ -43,17 +43,6 @@ class LoadedRun:
             return None
 
 
-def display_labels(keys, labels) -> dict[str, str]:
-    """Map each key to its readable label, adding the key where the label is not unique."""
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return {
-        key: label if label == key or counts[label] == 1 else f"{label} ({key})"
-        for key, label in zip(keys, labels, strict=True)
-    }
-
-
 @st.cache_resource(max_entries=8, show_spinner="Loading the run and its ledger…")
 def cached_loaded_run(path: str, config_mtime_ns: int) -> LoadedRun:
     """Load a run with its ledger and data set once per server; the mtime keys the cache.
@@ -65,8 +54,8 @@ def cached_loaded_run(path: str, config_mtime_ns: int) -> LoadedRun:
         run,
         dataset,
         Explainer(run, dataset),
-        display_labels(dataset.entities, dataset.entity_labels),
-        display_labels(dataset.relations, dataset.relation_labels),
+        dict(zip(dataset.entities, dataset.entity_display, strict=True)),
+        dict(zip(dataset.relations, dataset.relation_display, strict=True)),
     )
 
 

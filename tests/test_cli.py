@@ -164,7 +164,8 @@ def test_explain_prints_readable_labels(tmp_path, capsys):
     (folder / "train.txt").write_text("\n".join(rows) + "\n")
     (folder / "valid.txt").write_text("c\tlikes\tb\n")
     (folder / "test.txt").write_text("a\tknows\tc\n")
-    (folder / "entity_names.tsv").write_text("a\tAlice\nb\tBob\nc\tCarol\n")
+    # Two people called Bob: the printed triples must still tell them apart.
+    (folder / "entity_names.tsv").write_text("a\tAlice\nb\tBob\nc\tBob\n")
     run = tmp_path / "run"
     args = ["train", "--dataset", str(folder), "--epochs", "2", "--dim", "4", "--no-progress"]
     assert main([*args, "--out", str(run)]) == 0
@@ -172,4 +173,5 @@ def test_explain_prints_readable_labels(tmp_path, capsys):
     assert main(["explain", "--run", str(run), "--head", "Alice", "--relation", "knows"]) == 0
     text = capsys.readouterr().out
     assert "query       (Alice, knows, ?)" in text
-    assert "(Alice, knows, Bob)" in text and "(a, " not in text
+    assert "(Alice, knows, Bob (b))" in text and "(a, " not in text
+    assert "Bob (c)" in text

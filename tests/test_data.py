@@ -330,6 +330,18 @@ def test_shared_label_must_be_resolved_by_key(tmp_path):
     assert caught.value.close_matches == ["paris", "rome"]
 
 
+def test_shown_names_add_the_key_only_to_a_shared_label(tmp_path):
+    folder = _write_dataset(tmp_path / "shown")
+    (folder / "entity_names.tsv").write_text("paris\tCapital\nrome\tCapital\n")
+    dataset = _load_quietly(folder)
+    shown = dict(zip(dataset.entities, dataset.entity_display, strict=True))
+    assert shown["paris"] == "Capital (paris)" and shown["rome"] == "Capital (rome)"
+    unlabelled = [key for key in dataset.entities if key not in ("paris", "rome")]
+    assert unlabelled and all(shown[key] == key for key in unlabelled)
+    assert len(set(dataset.entity_display)) == dataset.num_entities
+    assert dataset.relation_display == dataset.relation_labels  # no shared relation label
+
+
 def test_hostile_names_survive_unchanged(tmp_path):
     script = "<img src=x onerror=alert(1)>"
     spaced = " spaced  name "
