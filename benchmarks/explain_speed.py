@@ -16,7 +16,15 @@ its ``logsumexp`` for as many rows (targets: at most 1 s, ratio at most 1.5).
 The training triples come from ``--fb15k`` when that folder exists; otherwise
 random triples with Zipf-like entity and relation frequencies stand in.
 
+Part 3, with ``--run RUN`` (a trained run; an external data set needs
+``GR_DATA_DIR``): for its first ``--queries`` test queries, the top 10 by
+``top_rollbacks`` (bounds first, exact rollbacks only where a neighbour may
+enter the top 10) against rolling back every neighbour and sorting, timed
+side by side, with how many neighbours were rolled back and whether both give
+the same ten.
+
     python -m benchmarks.explain_speed [--quick] [--repeats 20] [--queries 5] [--fb15k FOLDER]
+                                       [--run RUN [--run-queries 10]]
 """
 
 import argparse
@@ -32,11 +40,11 @@ from benchmarks.ledger_overhead import SHARED_FB15K
 from gr_core.config import DEFAULT
 from gr_core.data import DatasetWarning, load_dataset
 from gr_core.explain import Explainer
-from gr_core.influence import default_chunk_size, rollback_probabilities
+from gr_core.influence import default_chunk_size, rollback_probabilities, top_rollbacks
 from gr_core.ledger import Ledger
 from gr_core.models import DistMult
 from gr_core.neighbours import NeighbourhoodIndex
-from gr_core.runs import load_run, save_run
+from gr_core.runs import load_run, load_run_with_dataset, save_run
 from gr_core.training import train
 from tests.test_influence import reference_rollback
 
@@ -209,6 +217,40 @@ def fb15k_latency(args, generator: torch.Generator) -> None:
     print("ratio = explain / floor with the same chunks (targets: explain <= 1 s, ratio <= 1.5)")
 
 
+def bounded_against_full(args) -> None:
+    """Part 3: the top 10 with bounds against every rollback, on a trained run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        run, dataset = load_run_with_dataset(args.run)
+    explainer = Explainer(run, dataset)
+    model, ledger, triples = run.model, run.ledger, dataset.train
+    print(f"\ntop 10 with bounds against every rollback: {args.run} ({dataset.name})")
+    print(
+        f"{'query':<22} {'neighbours':>10} {'rolled back':>11} {'bounded s':>9} "
+        f"{'full s':>8} {'speed-up':>8} {'same 10':>7}"
+    )
+    ratios = []
+    for query in first_test_queries(explainer, dataset, args.run_queries):
+        ids = explainer.index.neighbours(*query)
+        bounded, full = [], []
+        for _ in range(args.repeats_run):  # interleaved, so load drifts hit both
+            seconds, (positions, after) = timed(top_rollbacks, model, ledger, triples, ids,
+                                                query, 10)  # fmt: skip
+            bounded.append(seconds)
+            seconds, every = timed(rollback_probabilities, model, ledger, triples, ids, query)
+            full.append(seconds)
+        top = positions[torch.sort(after, stable=True).indices[:10]]
+        same = top.tolist() == torch.sort(every, stable=True).indices[:10].tolist()
+        bounded_s, full_s = statistics.median(bounded), statistics.median(full)
+        ratios.append(full_s / bounded_s)
+        print(
+            f"{str(query):<22} {len(ids):>10,} {len(positions):>11,} {bounded_s:>9.3f} "
+            f"{full_s:>8.3f} {full_s / bounded_s:>7.2f}x {'yes' if same else 'NO':>7}"
+        )
+    if ratios:
+        print(f"median speed-up {statistics.median(ratios):.2f}x over {len(ratios)} queries")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -223,6 +265,9 @@ def main() -> None:
     parser.add_argument("--fb15k-queries", type=int, default=5)
     parser.add_argument("--repeats-fb15k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="a trained run for part 3 (else skipped)")
+    parser.add_argument("--run-queries", type=int, default=10, help="test queries, part 3")
+    parser.add_argument("--repeats-run", type=int, default=3)
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.queries, args.loop_limit = 5, 2, 100
@@ -232,6 +277,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     loop_versus_vectorized(args, generator)
     fb15k_latency(args, generator)
+    if args.run is not None:
+        bounded_against_full(args)
 
 
 if __name__ == "__main__":

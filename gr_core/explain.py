@@ -28,7 +28,12 @@ from gr_core.categories import categorise
 from gr_core.criage import check_sigmoid, criage_influence
 from gr_core.errors import ConfigError, GRError, UnknownNameError
 from gr_core.explanation import Explanation, ExplanationRow, Path
-from gr_core.influence import first_order_influence, rollback_probabilities, tail_probabilities
+from gr_core.influence import (
+    first_order_influence,
+    rollback_probabilities,
+    tail_probabilities,
+    top_rollbacks,
+)
 from gr_core.metrics import TailFilter
 from gr_core.neighbours import NeighbourhoodIndex
 
@@ -155,7 +160,14 @@ class Explainer:
         candidates = self.index.neighbours(*query)
         if method in ("gr-o", "criage"):
             candidates = candidates[self.train_triples[candidates, 2] == tail]
-        influence, after = self._influence(candidates, query, method, probability, chunk_size)
+        num_candidates = len(candidates)
+        if method in ("gr", "gr-o"):
+            # Only the top k are shown: roll back just the neighbours that may be among them.
+            args = (self.model, self.ledger, self.train_triples, candidates, query, k)
+            positions, after = top_rollbacks(*args, chunk_size=chunk_size)
+            candidates, influence = candidates[positions], probability - after
+        else:
+            influence, after = self._influence(candidates, query, method, probability, chunk_size)
 
         order = torch.sort(influence, descending=True, stable=True).indices
         if method == "all-positive":
@@ -166,7 +178,7 @@ class Explainer:
             method,
             query,
             probability,
-            len(candidates),
+            num_candidates,
             candidates[order],
             influence[order],
             after[order],

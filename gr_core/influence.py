@@ -25,6 +25,8 @@ from gr_core.models import KGEModel
 
 # Largest number of scores one chunk may hold (64 MiB of float32).
 CHUNK_SCORES = 1 << 24
+# A neighbourhood of at most this many chunks is rolled back whole, without bounds.
+FEW_CHUNKS = 4
 
 
 def tail_probabilities(model: KGEModel, head: int, relation: int) -> torch.Tensor:
@@ -60,6 +62,129 @@ def rollback_probabilities(
         for ids in neighbour_ids.cpu().split(chunk_size)
     ]
     return torch.cat(results) if results else model.entity.new_zeros(0)
+
+
+def top_rollbacks(
+    model: KGEModel,
+    ledger: Ledger | MappedLedger,
+    train_triples: torch.Tensor,
+    neighbour_ids: torch.Tensor,
+    query: tuple[int, int, int],
+    k: int,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(positions, Pr after)`` of the neighbours that may be among the k most influential.
+
+    The same k neighbours, with the same probabilities, as ``rollback_probabilities``
+    over every neighbour, but neighbours are rolled back exactly only while their
+    bound (``rollback_lower_bounds``) says they could still enter the top k: in
+    order of the bound, a chunk at a time, until the next bound lies above the
+    k-th lowest probability found so far. ``positions`` index ``neighbour_ids``
+    in ascending order, so a stable sort breaks ties as over every neighbour.
+    Large neighbourhoods gain most: on WN18RR a query of relation ``_hypernym``
+    has about 35,000 neighbours, of which often a fifth or less are rolled back.
+    A neighbourhood of at most ``FEW_CHUNKS`` chunks is rolled back whole.
+    """
+    chunk_size = chunk_size or default_chunk_size(model.num_entities)
+    count = len(neighbour_ids)
+    if count <= max(k, FEW_CHUNKS * chunk_size):  # bounding would not pay
+        after = rollback_probabilities(
+            model, ledger, train_triples, neighbour_ids, query, chunk_size
+        )
+        return torch.arange(count), after.cpu().double()
+    bounds = rollback_lower_bounds(model, ledger, train_triples, neighbour_ids, query)
+    order = torch.sort(bounds, stable=True).indices
+    # Exact probabilities are float32 (or the model's dtype): a relative slack of
+    # 1e-3 of Pr before keeps rounding from hiding a neighbour that belongs in.
+    slack = 1e-3 * float(tail_probabilities(model, *query[:2])[query[2]])
+    chosen, found = [], []
+    kth = float("inf")
+    for start in range(0, count, chunk_size):
+        if start >= k and float(bounds[order[start]]) > kth + slack:
+            break
+        block = order[start : start + chunk_size]
+        chosen.append(block)
+        found.append(
+            rollback_probabilities(
+                model, ledger, train_triples, neighbour_ids[block], query, chunk_size
+            )
+            .cpu()
+            .double()
+        )
+        if start + len(block) >= k:
+            kth = float(torch.cat(found).kthvalue(k).values)
+    positions, after = torch.cat(chosen), torch.cat(found)
+    ascending = torch.sort(positions).indices
+    return positions[ascending], after[ascending]
+
+
+def rollback_lower_bounds(
+    model: KGEModel,
+    ledger: Ledger | MappedLedger,
+    train_triples: torch.Tensor,
+    neighbour_ids: torch.Tensor,
+    query: tuple[int, int, int],
+    chunk_size: int = 1 << 14,
+) -> torch.Tensor:
+    """Return a lower bound of ``Pr(tail | head, relation)`` after each rollback: (n,), float64.
+
+    In ``O(width)`` per neighbour instead of a pass over every entity. With the
+    scores ``s_j = q . e_j``, their softmax ``p`` and the change ``D_j`` a rollback
+    makes to them::
+
+        log Pr'(tail) = log Pr(tail) + D_tail - log E_p[exp D]
+        log E_p[exp D] <= min(b, E_p[D] + (b - a)^2 / 8)     (Hoeffding's lemma)
+
+    where ``[a, b]`` holds every ``D_j``. The query vector moves by ``x = q' - q``;
+    an entity that is neither the neighbour's head nor its tail keeps its row, so
+    its ``D_j = x . e_j`` lies within ``+-|x| max_j |e_j|``, and
+    ``E_p[D] = x . (p E)`` plus the exact corrections of the two patched columns.
+    """
+    head, relation, tail = query
+    entity, relation_table = model.entity.double(), model.relation.double()
+    query_vector = model.query(entity[head], relation_table[relation])
+    scores = entity @ query_vector
+    probabilities = torch.softmax(scores, dim=0)
+    log_probability = scores[tail] - torch.logsumexp(scores, dim=0)
+    mean_row = probabilities @ entity  # E_p[e_j]
+    largest_norm = entity.norm(dim=1).max()
+
+    results = []
+    for ids in neighbour_ids.cpu().split(chunk_size):
+        triples, gamma_head, gamma_relation, gamma_tail = (
+            part.double() for part in _neighbour_rows(model, ledger, train_triples, ids)
+        )
+        their_head, their_relation, their_tail = triples.long().unbind(1)
+        query_head = entity[head] - gamma_head * (their_head == head)[:, None]
+        query_head -= gamma_tail * (their_tail == head)[:, None]
+        query_relation = (
+            relation_table[relation] - gamma_relation * (their_relation == relation)[:, None]
+        )
+        moved = model.query(query_head, query_relation)
+        shift = moved - query_vector  # (n, width)
+
+        # The two patched columns, exactly, and what the linear change alone would give.
+        loop = (their_head == their_tail).double()
+        head_drop, tail_drop = (moved * gamma_head).sum(1), (moved * gamma_tail).sum(1)
+        head_change = (moved * entity[their_head]).sum(1) - head_drop - loop * tail_drop
+        head_change -= scores[their_head]
+        tail_change = (moved * entity[their_tail]).sum(1) - tail_drop - loop * head_drop
+        tail_change -= scores[their_tail]
+        head_linear = (shift * entity[their_head]).sum(1)
+        tail_linear = (shift * entity[their_tail]).sum(1)
+
+        mean = shift @ mean_row + probabilities[their_head] * (head_change - head_linear)
+        mean += (1 - loop) * probabilities[their_tail] * (tail_change - tail_linear)
+        reach = shift.norm(dim=1) * largest_norm
+        upper = torch.maximum(reach, torch.maximum(head_change, tail_change))
+        lower = torch.minimum(-reach, torch.minimum(head_change, tail_change))
+        log_mean_exp = torch.minimum(upper, mean + (upper - lower) ** 2 / 8)
+
+        tail_shift = shift @ entity[tail]
+        tail_shift = torch.where(their_tail == tail, tail_change, tail_shift)
+        tail_shift = torch.where(their_head == tail, head_change, tail_shift)
+        results.append(torch.exp(log_probability + tail_shift - log_mean_exp))
+    return torch.cat(results).cpu() if results else torch.zeros(0, dtype=torch.float64)
 
 
 def _neighbour_rows(model, ledger, train_triples, ids: torch.Tensor):

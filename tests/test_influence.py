@@ -6,8 +6,10 @@ import torch
 from gr_core.config import DEFAULT
 from gr_core.influence import (
     first_order_influence,
+    rollback_lower_bounds,
     rollback_probabilities,
     tail_probabilities,
+    top_rollbacks,
 )
 from gr_core.ledger import Ledger
 from gr_core.models import build_model, model_width
@@ -129,3 +131,82 @@ def test_rollback_of_an_empty_neighbourhood_is_empty():
     model, ledger, triples = random_setting("distmult", 0)
     empty = torch.zeros(0, dtype=torch.int64)
     assert rollback_probabilities(model, ledger, triples, empty, (0, 0, 1)).shape == (0,)
+
+
+# ---- bounds and the top k without rolling back every neighbour ---------------------------
+
+
+@pytest.mark.parametrize("model_name", ["distmult", "complex"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_lower_bounds_never_exceed_the_rollback(model_name, seed, scale):
+    model, ledger, triples = random_setting(model_name, seed)
+    ledger = Ledger(ledger.table * scale)
+    neighbours = torch.arange(len(triples))  # self-loops and triples at the query head too
+    for query in [(0, 0, 4), (0, 1, 0), (3, 1, 3), (5, 2, 1)]:
+        bounds = rollback_lower_bounds(model, ledger, triples, neighbours, query)
+        exact = rollback_probabilities(model, ledger, triples, neighbours, query)
+        assert (bounds <= exact * (1 + 1e-12)).all(), (bounds - exact).max()
+
+
+@pytest.mark.parametrize("model_name", ["distmult", "complex"])
+def test_lower_bounds_close_in_on_the_rollback_of_a_small_ledger(model_name):
+    """The bound's slack is second order in the ledger: a tiny ledger gives a tight bound."""
+    model, ledger, triples = random_setting(model_name, 4)
+    neighbours = torch.arange(len(triples))
+    query = (0, 1, 4)
+    gaps = []
+    for scale in (1e-2, 1e-3):
+        scaled = Ledger(ledger.table * scale)
+        exact = rollback_probabilities(model, scaled, triples, neighbours, query)
+        bounds = rollback_lower_bounds(model, scaled, triples, neighbours, query)
+        gaps.append(float(((exact - bounds) / exact).max()))
+    assert gaps[1] < 1e-2
+    assert gaps[1] < gaps[0] / 10  # shrinks faster than the ledger
+
+
+@pytest.mark.parametrize("model_name", ["distmult", "complex"])
+def test_lower_bounds_hold_on_trained_nations(model_name, nations):
+    result = train(nations, DEFAULT.replace(model=model_name, epochs=5))
+    index = NeighbourhoodIndex(nations.train, nations.num_entities, nations.num_relations)
+    for query in nations.test[:5].tolist():
+        neighbours = index.neighbours(*query)
+        args = (result.model, result.ledger, nations.train, neighbours, tuple(query))
+        exact = rollback_probabilities(*args).double()
+        bounds = rollback_lower_bounds(*args)
+        assert (bounds <= exact + 1e-6 * exact.max()).all()  # float32 rollback
+
+
+def full_top(after: torch.Tensor, k: int) -> list[int]:
+    """Positions of the k lowest probabilities after rollback, ties in position order."""
+    return torch.sort(after, stable=True).indices[:k].tolist()
+
+
+@pytest.mark.parametrize("model_name", ["distmult", "complex"])
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_top_rollbacks_finds_the_same_top_k(model_name, k):
+    model, ledger, triples = random_setting(model_name, 6)
+    ledger = Ledger(ledger.table * 0.3)
+    neighbours = torch.arange(len(triples))
+    for query in [(0, 0, 4), (0, 1, 0), (2, 2, 6)]:
+        exact = rollback_probabilities(model, ledger, triples, neighbours, query)
+        positions, after = top_rollbacks(model, ledger, triples, neighbours, query, k, 2)
+        found = positions[full_top(after, k)].tolist()
+        assert found == full_top(exact, k)
+        torch.testing.assert_close(after, exact[positions].double(), rtol=0, atol=1e-12)
+        assert positions.tolist() == sorted(positions.tolist())
+
+
+def test_top_rollbacks_skips_neighbours_on_trained_nations(nations):
+    """On a trained model the bound rules most neighbours out of the top 10."""
+    result = train(nations, DEFAULT)
+    index = NeighbourhoodIndex(nations.train, nations.num_entities, nations.num_relations)
+    skipped = []
+    for query in nations.test[:10].tolist():
+        neighbours = index.neighbours(*query)
+        args = (result.model, result.ledger, nations.train, neighbours, tuple(query))
+        exact = rollback_probabilities(*args)
+        positions, after = top_rollbacks(*args, k=10, chunk_size=8)
+        assert positions[full_top(after, 10)].tolist() == full_top(exact, 10)
+        skipped.append(1 - len(positions) / len(neighbours))
+    assert max(skipped) > 0.3, skipped
