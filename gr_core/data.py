@@ -60,7 +60,11 @@ class AmbiguousNameError(UnknownNameError):
         super().__init__(kind, name, keys)
         shown = ", ".join(repr(k) for k in keys[:5])
         more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-        self.args = (f"{kind} label {name!r} is shared by {shown}{more}; use the key",)
+        example = f"{name} ({keys[0]})"
+        self.args = (
+            f"{kind} label {name!r} is shared by {shown}{more}; use the key, or the label "
+            f"with its key as shown, e.g. {example!r}",
+        )
         self.close_matches = list(keys)
 
 
@@ -143,18 +147,18 @@ class Dataset:
 
     @cached_property
     def _entity_lookup(self) -> _NameLookup:
-        return _NameLookup("entity", self.entities, self.entity_labels)
+        return _NameLookup("entity", self.entities, self.entity_labels, self.entity_display)
 
     @cached_property
     def _relation_lookup(self) -> _NameLookup:
-        return _NameLookup("relation", self.relations, self.relation_labels)
+        return _NameLookup("relation", self.relations, self.relation_labels, self.relation_display)
 
     def entity_id(self, key_or_label: str) -> int:
-        """Return the id of the entity with this key, or else with this readable label."""
+        """Return the id of the entity with this key, else this readable label or shown name."""
         return self._entity_lookup.find(key_or_label)
 
     def relation_id(self, key_or_label: str) -> int:
-        """Return the id of the relation with this key, or else with this readable label."""
+        """Return the id of the relation with this key, else this readable label or shown name."""
         return self._relation_lookup.find(key_or_label)
 
     def summary(self) -> dict[str, object]:
@@ -170,23 +174,27 @@ class Dataset:
 
 
 class _NameLookup:
-    """Map keys, then readable labels, to ids."""
+    """Map keys, then readable labels, then shown names (``label (key)``) to ids."""
 
-    def __init__(self, kind: str, keys: tuple[str, ...], labels: tuple[str, ...]):
+    def __init__(self, kind: str, keys, labels, shown):
         self.kind = kind
         self.keys = keys
         self.key_ids = {key: i for i, key in enumerate(keys)}
         self.label_ids: dict[str, list[int]] = {}
         for i, label in enumerate(labels):
             self.label_ids.setdefault(label, []).append(i)
+        # Only the names that differ from the label: those of a shared label.
+        self.shown_ids = {name: i for i, name in enumerate(shown) if name != labels[i]}
 
     def find(self, key_or_label: str) -> int:
         """Return the id for a key or a label that names exactly one item."""
         if key_or_label in self.key_ids:
             return self.key_ids[key_or_label]
         ids = self.label_ids.get(key_or_label)
+        if ids is None and key_or_label in self.shown_ids:
+            return self.shown_ids[key_or_label]
         if ids is None:
-            known = list(dict.fromkeys([*self.keys, *self.label_ids]))
+            known = list(dict.fromkeys([*self.keys, *self.label_ids, *self.shown_ids]))
             raise UnknownNameError(self.kind, key_or_label, known)
         if len(ids) > 1:
             raise AmbiguousNameError(self.kind, key_or_label, [self.keys[i] for i in ids])

@@ -341,6 +341,15 @@ def test_shown_names_add_the_key_only_to_a_shared_label(tmp_path):
     assert len(set(dataset.entity_display)) == dataset.num_entities
     assert dataset.relation_display == dataset.relation_labels  # no shared relation label
 
+    # What is shown can be typed back: a shown name finds its entity.
+    assert dataset.entity_id("Capital (rome)") == dataset.entities.index("rome")
+    assert all(dataset.entity_id(name) == i for i, name in enumerate(dataset.entity_display))
+    with pytest.raises(UnknownNameError, match="'Capital \\(paris\\)'"):
+        dataset.entity_id("Capital")
+    with pytest.raises(UnknownNameError) as caught:
+        dataset.entity_id("Capital (romee)")
+    assert "Capital (rome)" in caught.value.close_matches
+
 
 def test_hostile_names_survive_unchanged(tmp_path):
     script = "<img src=x onerror=alert(1)>"
