@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -45,7 +46,7 @@ def heads_of(dataset, count: int) -> list[tuple[str, str]]:
     by label.
     """
     labels = list(dataset.entity_labels)
-    unique = {label for label in labels if labels.count(label) == 1}
+    unique = {label for label, times in Counter(labels).items() if times == 1}
     heads = dict.fromkeys(
         (dataset.entities[h], labels[h]) for h in dataset.test[:, 0].tolist()
         if labels[h] in unique
