@@ -66,3 +66,30 @@ def write_hostile_graph(folder: Path, entity_names: str = "") -> Path:
     if entity_names:
         (folder / "entity_names.tsv").write_text(entity_names, encoding="utf-8")
     return folder
+
+
+CITIES = 3_000  # more heads than the Explain page's selector lists at once
+
+
+def city(i: int) -> str:
+    """Return the key of city ``i`` of the ring (modulo ``CITIES``)."""
+    return f"city-{i % CITIES:04d}"
+
+
+def write_city_ring(folder: Path) -> Path:
+    """Write a ring of ``CITIES`` cities, two labelled "Springfield"; return its folder.
+
+    Each city borders the next and trades with the seventh after it; the test
+    triples are city 40 and 41 trading further along the ring.
+    """
+    folder.mkdir()
+    train = [f"{city(i)}\tborders\t{city(i + 1)}" for i in range(CITIES)]
+    train += [f"{city(i)}\ttrades with\t{city(i + 7)}" for i in range(CITIES)]
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "valid.txt").write_text(f"{city(5)}\tborders\t{city(6)}\n")
+    test = [(40, 14), (41, 14), (40, 21)]
+    (folder / "test.txt").write_text(
+        "".join(f"{city(i)}\ttrades with\t{city(i + step)}\n" for i, step in test)
+    )
+    (folder / "entity_names.tsv").write_text("city-0007\tSpringfield\ncity-0008\tSpringfield\n")
+    return folder
