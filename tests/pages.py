@@ -10,7 +10,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from gr_core import PRESETS, save_run, train
+from gr_core import PRESETS, load_dataset, save_run, train
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SHORT = PRESETS["default"].replace(epochs=3, dim=8)  # a short run, quick to train
@@ -93,3 +93,11 @@ def write_city_ring(folder: Path) -> Path:
     )
     (folder / "entity_names.tsv").write_text("city-0007\tSpringfield\ncity-0008\tSpringfield\n")
     return folder
+
+
+def save_city_run(tmp_path_factory, name: str = "cities") -> Path:
+    """Train a short run on the city ring into a new runs folder; return the folder."""
+    folder = write_city_ring(tmp_path_factory.mktemp("cities") / "data")
+    root = tmp_path_factory.mktemp("cities-runs")
+    save_trained(root / name, load_dataset(folder), PRESETS["default"].replace(epochs=1, dim=8))
+    return root

@@ -8,8 +8,7 @@ draws the explanation of that city's query. The screenshot goes to
 
 import pytest
 
-from gr_core import PRESETS, load_dataset
-from tests.pages import city, save_trained, write_city_ring
+from tests.pages import city, save_city_run
 from tests.test_browser import (  # the module skips itself without chromium
     ARTIFACTS,
     CHROMIUM,
@@ -26,10 +25,7 @@ RUN = "cities"
 
 @pytest.fixture(scope="module")
 def runs_folder(tmp_path_factory):
-    folder = write_city_ring(tmp_path_factory.mktemp("cities") / "data")
-    root = tmp_path_factory.mktemp("cities-runs")
-    save_trained(root / RUN, load_dataset(folder), PRESETS["default"].replace(epochs=1, dim=8))
-    return root
+    return save_city_run(tmp_path_factory, RUN)
 
 
 def test_a_head_found_by_search_is_explained(server):  # noqa: F811

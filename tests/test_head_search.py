@@ -7,19 +7,15 @@ is compared with the matches counted here without the page's code.
 
 import pytest
 
-from gr_core import PRESETS, load_dataset
 from pages.explain_choices import MAX_HEAD_MATCHES, MAX_HEAD_OPTIONS
-from tests.pages import CITIES, city, open_page, save_trained, use_runs_folder, write_city_ring
+from tests.pages import CITIES, city, open_page, save_city_run, use_runs_folder
 
 RUN = "cities"
 
 
 @pytest.fixture(scope="module")
 def runs_folder(tmp_path_factory):
-    folder = write_city_ring(tmp_path_factory.mktemp("cities") / "data")
-    root = tmp_path_factory.mktemp("cities-runs")
-    save_trained(root / RUN, load_dataset(folder), PRESETS["default"].replace(epochs=1, dim=8))
-    return root
+    return save_city_run(tmp_path_factory, RUN)
 
 
 @pytest.fixture
