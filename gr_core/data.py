@@ -24,6 +24,7 @@ import torch
 from gr_core.errors import ConfigError, DatasetError, UnknownNameError
 from gr_core.external import EXTERNAL_DATASETS, EXTERNAL_NAMES, external_folder
 from gr_core.movielens import DEFAULT_SPLIT_SEED, RATINGS_FILE, read_movielens
+from gr_core.names import Names
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +52,6 @@ Triple = tuple[str, str, str]
 
 class DatasetWarning(UserWarning):
     """A data set loaded, but some of its lines were dropped or repeated."""
-
-
-class AmbiguousNameError(UnknownNameError):
-    """A readable label names more than one entity or relation; the key must be used."""
-
-    def __init__(self, kind: str, name: str, keys: list[str]):
-        super().__init__(kind, name, keys)
-        shown = ", ".join(repr(k) for k in keys[:5])
-        more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-        example = f"{name} ({keys[0]})"
-        self.args = (
-            f"{kind} label {name!r} is shared by {shown}{more}; use the key, or the label "
-            f"with its key as shown, e.g. {example!r}",
-        )
-        self.close_matches = list(keys)
 
 
 @dataclass(frozen=True)
@@ -136,30 +122,32 @@ class Dataset:
         return tuple(self.entities[i] for i in heads.tolist())
 
     @cached_property
+    def entity_names(self) -> Names:
+        """Keys, labels and shown names of the entities, to find and search them by."""
+        return Names("entity", self.entities, self.entity_labels)
+
+    @cached_property
+    def relation_names(self) -> Names:
+        """Keys, labels and shown names of the relations."""
+        return Names("relation", self.relations, self.relation_labels)
+
+    @property
     def entity_display(self) -> tuple[str, ...]:
         """Return what to show for each entity: its label, with the key where it is shared."""
-        return distinct_labels(self.entities, self.entity_labels)
+        return self.entity_names.shown
 
-    @cached_property
+    @property
     def relation_display(self) -> tuple[str, ...]:
         """Return what to show for each relation: its label, with the key where it is shared."""
-        return distinct_labels(self.relations, self.relation_labels)
-
-    @cached_property
-    def _entity_lookup(self) -> _NameLookup:
-        return _NameLookup("entity", self.entities, self.entity_labels, self.entity_display)
-
-    @cached_property
-    def _relation_lookup(self) -> _NameLookup:
-        return _NameLookup("relation", self.relations, self.relation_labels, self.relation_display)
+        return self.relation_names.shown
 
     def entity_id(self, key_or_label: str) -> int:
         """Return the id of the entity with this key, else this readable label or shown name."""
-        return self._entity_lookup.find(key_or_label)
+        return self.entity_names.find(key_or_label)
 
     def relation_id(self, key_or_label: str) -> int:
         """Return the id of the relation with this key, else this readable label or shown name."""
-        return self._relation_lookup.find(key_or_label)
+        return self.relation_names.find(key_or_label)
 
     def summary(self) -> dict[str, object]:
         """Return the name and the entity, relation and per-split triple counts."""
@@ -171,49 +159,6 @@ class Dataset:
             "valid": len(self.valid),
             "test": len(self.test),
         }
-
-
-class _NameLookup:
-    """Map keys, then readable labels, then shown names (``label (key)``) to ids."""
-
-    def __init__(self, kind: str, keys, labels, shown):
-        self.kind = kind
-        self.keys = keys
-        self.key_ids = {key: i for i, key in enumerate(keys)}
-        self.label_ids: dict[str, list[int]] = {}
-        for i, label in enumerate(labels):
-            self.label_ids.setdefault(label, []).append(i)
-        # Only the names that differ from the label: those of a shared label.
-        self.shown_ids = {name: i for i, name in enumerate(shown) if name != labels[i]}
-
-    def find(self, key_or_label: str) -> int:
-        """Return the id for a key or a label that names exactly one item."""
-        if key_or_label in self.key_ids:
-            return self.key_ids[key_or_label]
-        ids = self.label_ids.get(key_or_label)
-        if ids is None and key_or_label in self.shown_ids:
-            return self.shown_ids[key_or_label]
-        if ids is None:
-            known = list(dict.fromkeys([*self.keys, *self.label_ids, *self.shown_ids]))
-            raise UnknownNameError(self.kind, key_or_label, known)
-        if len(ids) > 1:
-            raise AmbiguousNameError(self.kind, key_or_label, [self.keys[i] for i in ids])
-        return ids[0]
-
-
-def distinct_labels(keys: tuple[str, ...], labels: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the labels, each that names several items followed by its item's key.
-
-    WordNet gives one lemma to many synsets (WN18RR: "run" names 33 of them), so
-    a shown name such as ``run (07460104)`` tells the reader which one is meant.
-    """
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return tuple(
-        label if label == key or counts[label] == 1 else f"{label} ({key})"
-        for key, label in zip(keys, labels, strict=True)
-    )
 
 
 def builtin_dataset_path(name: str) -> Path:

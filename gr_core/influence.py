@@ -190,7 +190,8 @@ def rollback_lower_bounds(
         head_linear = (shift * entity[their_head]).sum(1)
         tail_linear = (shift * entity[their_tail]).sum(1)
 
-        mean = shift @ mean_row + probabilities[their_head] * (head_change - head_linear)
+        linear_mean = shift @ mean_row  # E_p[x . e_j] as if no column were patched
+        mean = linear_mean + probabilities[their_head] * (head_change - head_linear)
         mean += (1 - loop) * probabilities[their_tail] * (tail_change - tail_linear)
         reach = shift.norm(dim=1) * largest_norm
         upper = torch.maximum(reach, torch.maximum(head_change, tail_change))
@@ -198,7 +199,6 @@ def rollback_lower_bounds(
         log_mean_exp = torch.minimum(upper, mean + (upper - lower) ** 2 / 8)
 
         # Bennett on L = x . e over every entity, then the patched columns swapped in.
-        linear_mean = shift @ mean_row
         variance = ((shift @ covariance) * shift).sum(1).clamp(min=0)
         margin = (reach - linear_mean).clamp(min=0, max=700)
         growth = torch.where(

@@ -193,19 +193,13 @@ def searched_heads(loaded: LoadedRun, column) -> list[str]:
 
 
 def head_matches(loaded: LoadedRun, text: str) -> list[str]:
-    """Return the query heads whose shown name or key contains ``text``, best first.
-
-    Case is ignored. A name equal to the text comes first, then names that start
-    with it, then the rest; shorter names first within each.
-    """
-    needle = text.casefold()
-    ranked = []
-    for key in loaded.dataset.query_heads:
-        name = loaded.entity_labels[key].casefold()
-        if needle in name or needle in key.casefold():
-            place = 0 if name == needle else 1 if name.startswith(needle) else 2
-            ranked.append((place, len(name), name, key))
-    return [key for *_, key in sorted(ranked)]
+    """Return the keys of the query heads whose shown name or key contains ``text``, best first."""
+    dataset = loaded.dataset
+    found = [dataset.entities[i] for i in dataset.entity_names.search(text)]
+    if len(dataset.query_heads) == dataset.num_entities:
+        return found
+    heads = set(dataset.query_heads)
+    return [key for key in found if key in heads]
 
 
 def tail_ui(predictions: list[Prediction], top1: str, loaded: LoadedRun) -> str:
